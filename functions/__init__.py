@@ -1,0 +1,1 @@
+"""The deployable functions, one folder each, in the order of the flow."""

@@ -1,0 +1,1 @@
+"""The catalog: stores plugins and runs their registration (3.1 to 3.3)."""

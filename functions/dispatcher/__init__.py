@@ -1,0 +1,1 @@
+"""The dispatcher: turns events into commands and decides outcomes."""

@@ -1,0 +1,1 @@
+"""The notifier, the core http-request plugin: calls the requester back."""

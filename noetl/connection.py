@@ -1,0 +1,93 @@
+"""The one NATS connection a process keeps, opened on first use.
+
+Nothing connects at import time: a function served by gunicorn is imported
+in the master and forked into the worker, and a socket opened before the
+fork would be shared by both. The first request of a worker connects,
+provisions what is missing, and every later request reuses the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import nats
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.kv import KeyValue
+
+from noetl import settings, topology
+from noetl.errors import Unavailable
+
+log = logging.getLogger(__name__)
+
+_client: Client | None = None
+_js: JetStreamContext | None = None
+_buckets: dict[str, KeyValue] = {}
+_lock: asyncio.Lock | None = None
+
+
+async def _disconnected() -> None:
+    log.warning("NATS connection lost; reconnecting")
+
+
+async def _reconnected() -> None:
+    log.info("NATS connection restored")
+
+
+async def _error(exc: Exception) -> None:
+    log.warning("NATS client error: %s", exc)
+
+
+async def connect(url: str, name: str, **options: object) -> Client:
+    """A client that reconnects forever, logging each outage once."""
+    return await nats.connect(
+        url,
+        name=name,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        disconnected_cb=_disconnected,
+        reconnected_cb=_reconnected,
+        error_cb=_error,
+        **options,
+    )
+
+
+async def jetstream() -> JetStreamContext:
+    """This process's JetStream context, with streams and buckets provisioned."""
+    global _client, _js, _lock
+    if _js is not None:
+        return _js
+    if _lock is None:
+        _lock = asyncio.Lock()
+    async with _lock:
+        if _js is None:
+            url = settings.load().nats_url
+            try:
+                _client = await connect(url, name="noetl", connect_timeout=2)
+                js = _client.jetstream(timeout=5)
+                await topology.provision(js)
+            except Exception as exc:
+                if _client is not None:
+                    await _client.close()
+                    _client = None
+                raise Unavailable(f"NATS at {url} is not reachable: {exc}") from exc
+            _js = js
+    return _js
+
+
+async def bucket(name: str) -> KeyValue:
+    """A key-value bucket by name, looked up once per process."""
+    if name not in _buckets:
+        js = await jetstream()
+        _buckets[name] = await js.key_value(name)
+    return _buckets[name]
+
+
+async def close() -> None:
+    """Drain and forget the connection (tests and clean shutdown)."""
+    global _client, _js
+    client, _client, _js = _client, None, None
+    _buckets.clear()
+    if client is not None and not client.is_closed:
+        await client.drain()

@@ -1,0 +1,1 @@
+"""Local stand-ins for plugin images, run by the process job backend."""

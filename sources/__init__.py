@@ -1,0 +1,1 @@
+"""Sources that feed NATS and Kubernetes events to the functions over HTTP."""
