@@ -66,3 +66,14 @@ class Unavailable(NoetlError):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         self.retry_after = retry_after
         super().__init__(message)
+
+
+class CallbackRefused(NoetlError):
+    """The requester's callback endpoint refused the report for good (a 4xx)."""
+
+    status = 422
+
+    def __init__(self, url: str, status: int) -> None:
+        self.url = url
+        self.http_status = status
+        super().__init__(f"callback {url} answered {status}; not retried")
