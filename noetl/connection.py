@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import nats
 from nats.aio.client import Client
@@ -20,6 +21,10 @@ from noetl import settings, topology
 from noetl.errors import Unavailable
 
 log = logging.getLogger(__name__)
+
+#: Seconds the first connection (and provisioning) may take before a request
+#: is answered with "unavailable" instead of waiting.
+CONNECT_DEADLINE = 5.0
 
 _client: Client | None = None
 _js: JetStreamContext | None = None
@@ -39,18 +44,32 @@ async def _error(exc: Exception) -> None:
     log.warning("NATS client error: %s", exc)
 
 
-async def connect(url: str, name: str, **options: object) -> Client:
-    """A client that reconnects forever, logging each outage once."""
-    return await nats.connect(
+async def connect(
+    url: str, name: str, first_deadline: float | None = None, **options: Any
+) -> Client:
+    """A client that reconnects forever, logging each outage once.
+
+    nats-py applies ``max_reconnect_attempts=-1`` to the first connect too, so
+    a server that is away would make it wait for ever; ``first_deadline``
+    bounds that first attempt for callers with someone waiting on them.
+    """
+    client = nats.NATS()
+    opening = client.connect(
         url,
         name=name,
         max_reconnect_attempts=-1,
-        reconnect_time_wait=0.5,
+        reconnect_time_wait=1,
         disconnected_cb=_disconnected,
         reconnected_cb=_reconnected,
         error_cb=_error,
         **options,
     )
+    try:
+        await asyncio.wait_for(opening, first_deadline)
+    except BaseException:
+        await client.close()
+        raise
+    return client
 
 
 async def jetstream() -> JetStreamContext:
@@ -64,14 +83,17 @@ async def jetstream() -> JetStreamContext:
         if _js is None:
             url = settings.load().nats_url
             try:
-                _client = await connect(url, name="noetl", connect_timeout=2)
+                _client = await connect(
+                    url, name="noetl", first_deadline=CONNECT_DEADLINE
+                )
                 js = _client.jetstream(timeout=5)
-                await topology.provision(js)
+                await asyncio.wait_for(topology.provision(js), CONNECT_DEADLINE)
             except Exception as exc:
                 if _client is not None:
                     await _client.close()
                     _client = None
-                raise Unavailable(f"NATS at {url} is not reachable: {exc}") from exc
+                reason = str(exc) or type(exc).__name__
+                raise Unavailable(f"NATS at {url} is not reachable: {reason}") from exc
             _js = js
     return _js
 
