@@ -14,10 +14,12 @@ rule NATS headers share because they carry the same printable-ASCII text.
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 from typing import Any
 from urllib.parse import quote, unquote
 
+from cloudevents.exceptions import GenericException
 from cloudevents.http import CloudEvent
 
 from noetl.errors import InvalidCloudEvent
@@ -71,7 +73,7 @@ def from_binary(headers: dict[str, str], payload: bytes) -> CloudEvent:
     if content_type:
         attributes["datacontenttype"] = content_type
     _require(attributes)
-    return CloudEvent(attributes, _decode_data(payload, content_type))
+    return _event(attributes, _decode_data(payload, content_type))
 
 
 def to_structured(event: CloudEvent) -> tuple[dict[str, str], bytes]:
@@ -91,9 +93,12 @@ def from_structured(headers: dict[str, str], payload: bytes) -> CloudEvent:
     body = _json_object(payload, "structured CloudEvent")
     data: Any = body.pop("data", None)
     if "data_base64" in body:
-        data = base64.b64decode(body.pop("data_base64"))
+        try:
+            data = base64.b64decode(body.pop("data_base64"), validate=True)
+        except (binascii.Error, TypeError, ValueError):
+            raise InvalidCloudEvent("data_base64 is not valid base64") from None
     _require(body)
-    return CloudEvent(body, data)
+    return _event(body, data)
 
 
 def is_structured(headers: dict[str, str]) -> bool:
@@ -135,7 +140,7 @@ def from_message(
         "subject": subject,
         "datacontenttype": JSON,
     }
-    return CloudEvent(attributes, data)
+    return _event(attributes, data)
 
 
 def type_of(data: dict[str, Any]) -> str | None:
@@ -145,6 +150,14 @@ def type_of(data: dict[str, Any]) -> str | None:
     if isinstance(data.get("commandType"), str):
         return f"io.noetl.command.{data['commandType']}"
     return None
+
+
+def _event(attributes: dict[str, Any], data: Any) -> CloudEvent:
+    """A CloudEvent, or InvalidCloudEvent when the SDK refuses the attributes."""
+    try:
+        return CloudEvent(attributes, data)
+    except GenericException as exc:
+        raise InvalidCloudEvent(f"not a CloudEvent: {exc}") from None
 
 
 def _header(headers: dict[str, str], name: str) -> str | None:

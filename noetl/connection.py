@@ -32,16 +32,34 @@ _buckets: dict[str, KeyValue] = {}
 _lock: asyncio.Lock | None = None
 
 
-async def _disconnected() -> None:
-    log.warning("NATS connection lost; reconnecting")
+class _Outage:
+    """Logs a NATS outage as one warning when it starts and one line when it ends.
 
+    The client calls back on every failed reconnect attempt; those go to
+    DEBUG so that a long outage is visible without flooding the log.
+    """
 
-async def _reconnected() -> None:
-    log.info("NATS connection restored")
+    def __init__(self) -> None:
+        self.client: Client | None = None
+        self.down = False
 
+    async def disconnected(self) -> None:
+        client = self.client
+        if client is None or client.is_closed or client.is_draining:
+            return  # a deliberate close, not an outage
+        self.down = True
+        log.warning("NATS connection lost; reconnecting")
 
-async def _error(exc: Exception) -> None:
-    log.warning("NATS client error: %s", exc)
+    async def reconnected(self) -> None:
+        self.down = False
+        log.info("NATS connection restored")
+
+    async def error(self, exc: Exception) -> None:
+        log.log(
+            logging.DEBUG if self.down else logging.WARNING,
+            "NATS client error: %s",
+            str(exc) or type(exc).__name__,
+        )
 
 
 async def connect(
@@ -54,14 +72,16 @@ async def connect(
     bounds that first attempt for callers with someone waiting on them.
     """
     client = nats.NATS()
+    outage = _Outage()
+    outage.client = client
     opening = client.connect(
         url,
         name=name,
         max_reconnect_attempts=-1,
         reconnect_time_wait=1,
-        disconnected_cb=_disconnected,
-        reconnected_cb=_reconnected,
-        error_cb=_error,
+        disconnected_cb=outage.disconnected,
+        reconnected_cb=outage.reconnected,
+        error_cb=outage.error,
         **options,
     )
     try:

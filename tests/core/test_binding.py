@@ -90,6 +90,14 @@ def test_plain_json_gets_derived_attributes() -> None:
         ({"ce-specversion": "1.0", "ce-id": "1", "ce-source": "/s"}, b"{}"),
         ({"Content-Type": binding.STRUCTURED}, b'{"id": "1"}'),
         (
+            {"Content-Type": binding.STRUCTURED},
+            b'{"specversion": "2.0", "id": "1", "source": "/", "type": "t"}',
+        ),
+        (
+            {"Content-Type": binding.STRUCTURED},
+            b'{"id": "1", "source": "/", "type": "t", "data_base64": "!!!"}',
+        ),
+        (
             {"ce-specversion": "1.0", "ce-id": "%FF", "ce-source": "/", "ce-type": "t"},
             b"{}",
         ),

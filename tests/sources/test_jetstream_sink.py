@@ -1,0 +1,123 @@
+"""The POST to the sink: binary-mode headers, and every outcome as an Attempt."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+from aiohttp import web
+from cloudevents.http import CloudEvent
+
+from noetl import binding, localrun
+from sources.jetstream.sink import Sink, request_for
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _event(**attributes: str) -> CloudEvent:
+    return CloudEvent(
+        {
+            "id": "r1:1.2",
+            "source": "/noetl/api",
+            "type": "io.noetl.event.Thing",
+            "datacontenttype": "application/json",
+            **attributes,
+        },
+        {"refId": "r1", "name": "naïve"},
+    )
+
+
+def test_request_is_binary_mode() -> None:
+    headers, body = request_for(_event(comment='100% "sure" ünïcode'))
+    assert headers["ce-id"] == "r1:1.2"
+    assert headers["ce-specversion"] == "1.0"
+    assert headers["ce-comment"] == "100%25%20%22sure%22%20%C3%BCn%C3%AFcode"
+    assert headers["Content-Type"] == "application/json"
+    assert binding.MSG_ID not in headers
+    assert json.loads(body) == {"refId": "r1", "name": "naïve"}
+
+
+def test_content_type_follows_datacontenttype() -> None:
+    event = CloudEvent(
+        {"id": "1", "source": "/s", "type": "t", "datacontenttype": "text/plain"},
+        b"plain words",
+    )
+    headers, body = request_for(event)
+    assert headers["Content-Type"] == "text/plain"
+    assert body == b"plain words"
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Callable[[Handler], Awaitable[str]]]:
+    runners: list[web.AppRunner] = []
+
+    async def start(handler: Handler) -> str:
+        app = web.Application()
+        app.router.add_post("/", handler)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        port = localrun.free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        runners.append(runner)
+        return f"http://127.0.0.1:{port}/"
+
+    try:
+        yield start
+    finally:
+        for runner in runners:
+            await runner.cleanup()
+
+
+async def test_answer_with_retry_after_and_detail(
+    serve: Callable[[Handler], Awaitable[str]],
+) -> None:
+    async def busy(request: web.Request) -> web.Response:
+        assert request.headers["ce-id"] == "r1:1.2"
+        return web.Response(
+            status=503, text="warming\nup", headers={"Retry-After": "3"}
+        )
+
+    async with Sink(await serve(busy), timeout=5, connections=2) as sink:
+        attempt = await sink.post(_event())
+    assert (attempt.status, attempt.error, attempt.retry_after) == (
+        503,
+        "warming up",
+        3,
+    )
+
+
+async def test_success_has_no_detail(
+    serve: Callable[[Handler], Awaitable[str]],
+) -> None:
+    async def ok(request: web.Request) -> web.Response:
+        return web.Response(status=202, text="queued")
+
+    async with Sink(await serve(ok), timeout=5, connections=2) as sink:
+        attempt = await sink.post(_event())
+    assert attempt.ok and attempt.error is None
+
+
+async def test_timeout_is_an_attempt_without_status(
+    serve: Callable[[Handler], Awaitable[str]],
+) -> None:
+    release = asyncio.Event()
+
+    async def slow(request: web.Request) -> web.Response:
+        await release.wait()
+        return web.Response()
+
+    async with Sink(await serve(slow), timeout=0.2, connections=2) as sink:
+        attempt = await sink.post(_event())
+    release.set()
+    assert attempt.status is None
+    assert attempt.error == "no answer from the sink within 0.2s"
+
+
+async def test_refused_connection_is_an_attempt_without_status() -> None:
+    url = f"http://127.0.0.1:{localrun.free_port()}/"
+    async with Sink(url, timeout=5, connections=2) as sink:
+        attempt = await sink.post(_event())
+    assert attempt.status is None
+    assert attempt.error is not None and "failed" in attempt.error
