@@ -175,11 +175,33 @@ class ReportPluginRegistration(Payload):
             )
 
 
+@dataclass(frozen=True)
+class CheckRegistration(Payload):
+    """A timer that fired: if the registration is still not final, it failed.
+
+    ``reason`` names the timer (``grace`` after a run that ended without a
+    report, ``deadline`` for the whole registration); ``error`` is what the
+    registration fails with if nothing has decided it by then.
+    """
+
+    KIND = COMMAND
+    TYPE = "CheckRegistration"
+    STEP = "check"
+
+    image_url: str
+    reason: str
+    error: str
+
+    def message_id(self) -> str:
+        return f"{self.ref_id}:{self.STEP}:{self.reason}"
+
+
 PAYLOADS: tuple[type[Payload], ...] = (
     RegistrationRequested,
     RegisterPluginImage,
     SchemaRegistrationCompleted,
     SchemaRegistrationFailed,
     ReportPluginRegistration,
+    CheckRegistration,
 )
 BY_CE_TYPE = {cls.ce_type(): cls for cls in PAYLOADS}

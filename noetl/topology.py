@@ -25,7 +25,10 @@ SUBJECT_API = "dispatcher.api"  # 1.2
 SUBJECT_SCHEMA = "catalog.schema.registration"  # 4.1
 # Commands: what to do next.
 SUBJECT_REGISTER = "catalog.plugin.register"  # 2.2
+SUBJECT_CHECK = "catalog.plugin.check"  # a timer that fired: is it final yet?
 SUBJECT_NOTIFY = "plugin.noetl-http-request"  # 5.1
+# Pending timers, one subject each; JetStream publishes them to SUBJECT_CHECK.
+TIMER_PREFIX = "catalog.timer."
 DEADLETTER_PREFIX = "deadletter."
 
 PLUGINS = "plugins"
@@ -39,6 +42,8 @@ class StreamSpec:
     name: str
     subjects: tuple[str, ...]
     max_age: float  # seconds; 0 keeps messages until the limits say otherwise
+    #: Whether the stream holds message schedules (JetStream 2.12 and later).
+    schedules: bool = False
 
 
 @dataclass(frozen=True)
@@ -49,7 +54,12 @@ class BucketSpec:
 
 STREAMS = (
     StreamSpec(EVENTS, ("dispatcher.>", "catalog.schema.>"), max_age=7 * 86400),
-    StreamSpec(COMMANDS, ("catalog.plugin.>", "plugin.>"), max_age=7 * 86400),
+    StreamSpec(
+        COMMANDS,
+        ("catalog.plugin.>", TIMER_PREFIX + ">", "plugin.>"),
+        max_age=7 * 86400,
+        schedules=True,
+    ),
     StreamSpec(DEADLETTERS, (DEADLETTER_PREFIX + ">",), max_age=30 * 86400),
 )
 BUCKETS = (
@@ -80,6 +90,7 @@ async def provision(js: JetStreamContext) -> None:
                     storage=StorageType.FILE,
                     max_age=stream.max_age or None,
                     duplicate_window=DUPLICATE_WINDOW,
+                    allow_msg_schedules=stream.schedules or None,
                 )
             )
             log.info("created stream %s", stream.name)

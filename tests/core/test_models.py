@@ -42,7 +42,7 @@ def test_types_and_steps() -> None:
     assert SchemaRegistrationCompleted.STEP == "4.1:completed"
     assert SchemaRegistrationFailed.STEP == "4.1:failed"
     assert ReportPluginRegistration.STEP == "5.1"
-    assert len(BY_CE_TYPE) == 5
+    assert len(BY_CE_TYPE) == 6
 
 
 def test_every_missing_field_is_named() -> None:
