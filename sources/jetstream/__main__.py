@@ -85,11 +85,13 @@ def main() -> int:
     try:
         config = Config.from_env()
     except InvalidSetting as exc:
-        stream = os.environ.get("NOETL_SOURCE_STREAM") or "jetstream"
-        logs.setup(f"source-{stream}")
+        durable = os.environ.get("NOETL_SOURCE_DURABLE") or "jetstream"
+        logs.setup(f"{durable}-source")
         log.error("bad configuration: %s", exc)
         return 2
-    logs.setup(f"source-{config.stream}", config.log_level)
+    # Named by its durable, as `noetl dev` names it: two sources may share a
+    # stream, never a durable.
+    logs.setup(f"{config.durable}-source", config.log_level)
     return asyncio.run(run(config))
 
 
