@@ -7,17 +7,16 @@ by the functions-framework CLI in its ``--asgi`` mode.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shutil
+import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from noetl.dev.process import Child
 from noetl.errors import NoetlError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,8 +74,8 @@ def function_command(name: str, port: int, host: str = "127.0.0.1") -> list[str]
     ]
 
 
-class Process:
-    """A child process whose output lines go to ``on_line``."""
+class Process(Child):
+    """A child process whose every output line is kept and can be waited for."""
 
     def __init__(
         self,
@@ -85,51 +84,35 @@ class Process:
         on_line: Callable[[str], None] | None = None,
         cwd: Path | None = None,
     ) -> None:
-        self.command = list(command)
         self.lines: list[str] = []
-        self._on_line = on_line
-        self._seen = threading.Condition()
-        self.popen = subprocess.Popen(
-            self.command,
-            env={**os.environ, **(env or {})},
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            bufsize=1,
-            start_new_session=True,
-        )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        self._seen_line = threading.Condition()
+        self._forward = on_line
+        super().__init__(command, env=env or {}, on_line=self._keep, cwd=cwd)
 
-    def _read(self) -> None:
-        assert self.popen.stdout is not None
-        for raw in self.popen.stdout:
-            line = raw.rstrip("\n")
-            with self._seen:
-                self.lines.append(line)
-                self._seen.notify_all()
-            if self._on_line is not None:
-                self._on_line(line)
+    def _keep(self, line: str) -> None:
+        with self._seen_line:
+            self.lines.append(line)
+            self._seen_line.notify_all()
+        if self._forward is not None:
+            self._forward(line)
 
     def wait_for_line(self, text: str, timeout: float) -> None:
         """Block until a line containing ``text`` was printed."""
         deadline = time.monotonic() + timeout
-        with self._seen:
+        with self._seen_line:
             while not any(text in line for line in self.lines):
-                if self.popen.poll() is not None:
+                if self.poll() is not None:
                     raise StartFailed(self._died())
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise StartFailed(f"no {text!r} from {self.command[0]} in time")
-                self._seen.wait(min(left, 0.1))
+                self._seen_line.wait(min(left, 0.1))
 
     def wait_for_port(self, port: int, timeout: float, host: str = "127.0.0.1") -> None:
         """Block until something accepts connections on ``port``."""
         deadline = time.monotonic() + timeout
         while True:
-            if self.popen.poll() is not None:
+            if self.poll() is not None:
                 raise StartFailed(self._died())
             try:
                 socket.create_connection((host, port), timeout=0.2).close()
@@ -147,23 +130,14 @@ class Process:
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM the process group, then SIGKILL what is left."""
-        if self.popen.poll() is None:
-            _signal_group(self.popen.pid, 15)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.popen.wait(timeout)
-        _signal_group(self.popen.pid, 9)
-        self.popen.wait()
-        self._reader.join(timeout=2)
+        if self.poll() is None:
+            self.signal_group(signal.SIGTERM)
+            self.wait(timeout)
+        self.reap()
 
     def kill(self) -> None:
         """SIGKILL the process group at once, as a crash would."""
-        _signal_group(self.popen.pid, 9)
-        self.popen.wait()
-
-
-def _signal_group(pid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)
+        self.reap()
 
 
 def start_nats(

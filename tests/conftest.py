@@ -11,6 +11,9 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from noetl import connection, localrun, topology
+from noetl.dev.logview import LogView
+from noetl.dev.stack import SPAN, Stack, free_port_base, local_stack
+from noetl.dev.supervisor import Supervisor
 
 
 @pytest.fixture
@@ -76,3 +79,17 @@ def serve(nats_url: str) -> Iterator[Serve]:
     finally:
         for proc in started:
             proc.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The whole local stack, as ``noetl dev`` runs it, on free ports."""
+    base = free_port_base()
+    nats_port = localrun.free_port()
+    while base <= nats_port < base + SPAN:
+        nats_port = localrun.free_port()
+    running = local_stack(
+        port_base=base, nats_port=nats_port, data_dir=tmp_path_factory.mktemp("stack")
+    )
+    with Supervisor(running, LogView(quiet=True)):
+        yield running

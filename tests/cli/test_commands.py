@@ -7,37 +7,20 @@ import json
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from noetl import localrun
-from noetl.dev.logview import LogView
 from noetl.dev.receiver import Receiver
-from noetl.dev.stack import Stack, free_port_base, local_stack
-from noetl.dev.supervisor import Supervisor
+from noetl.dev.stack import Stack
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 Noetl = Callable[..., subprocess.CompletedProcess[str]]
 EXAMPLE = "localhost/noetl/example-plugin:1.0"
 FAILING = "localhost/noetl/failing-plugin:1.0"
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    base = free_port_base()
-    nats_port = localrun.free_port()
-    while base <= nats_port < base + 8:
-        nats_port = localrun.free_port()
-    running = local_stack(
-        port_base=base,
-        nats_port=nats_port,
-        data_dir=tmp_path_factory.mktemp("stack"),
-    )
-    with Supervisor(running, LogView(quiet=True)):
-        yield running
 
 
 def at(stack: Stack, *args: str) -> list[str]:

@@ -4,7 +4,7 @@ every source, a real nats-server, and a requester that is called back."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -13,11 +13,9 @@ import pytest
 from nats.js import JetStreamContext
 from support import eventually, messages
 
-from noetl import localrun, records, topology
-from noetl.dev.logview import LogView
+from noetl import records, topology
 from noetl.dev.receiver import Callback, Receiver
-from noetl.dev.stack import Stack, free_port_base, local_stack
-from noetl.dev.supervisor import Supervisor
+from noetl.dev.stack import Stack
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -33,19 +31,6 @@ query ($refId: ID!) {
   registration(refId: $refId) { state error schema pluginName imageUrl }
 }
 """
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    base = free_port_base()
-    nats_port = localrun.free_port()
-    while base <= nats_port < base + 8:
-        nats_port = localrun.free_port()
-    running = local_stack(
-        port_base=base, nats_port=nats_port, data_dir=tmp_path_factory.mktemp("flow")
-    )
-    with Supervisor(running, LogView(quiet=True)):
-        yield running
 
 
 @pytest.fixture
