@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -82,8 +83,13 @@ def serve(nats_url: str) -> Iterator[Serve]:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """The whole local stack, as ``noetl dev`` runs it, on free ports."""
+def supervisor(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Supervisor]:
+    """The whole local stack, as ``noetl dev`` runs it, on free ports.
+
+    A test module may set ``STACK_ENV``, a dict of settings for every part.
+    """
     base = free_port_base()
     nats_port = localrun.free_port()
     while base <= nats_port < base + SPAN:
@@ -91,5 +97,20 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     running = local_stack(
         port_base=base, nats_port=nats_port, data_dir=tmp_path_factory.mktemp("stack")
     )
-    with Supervisor(running, LogView(quiet=True)):
-        yield running
+    env = getattr(request.module, "STACK_ENV", {})
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    try:
+        with Supervisor(running, LogView(quiet=True)) as supervised:
+            yield supervised
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@pytest.fixture(scope="module")
+def stack(supervisor: Supervisor) -> Stack:
+    return supervisor.stack

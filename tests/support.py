@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
+from aiohttp import web
 from cloudevents.conversion import to_binary
 from cloudevents.http import CloudEvent
 from nats.aio.msg import Msg
@@ -49,3 +50,82 @@ async def messages(js: JetStreamContext, stream: str) -> list[Msg]:
         except NotFoundError:
             continue
     return found
+
+
+class Requester:
+    """A requester's callback endpoint whose answers a test can script.
+
+    Each refId's answers are taken in order from its script (a status, or a
+    number of seconds to stall before answering 200); once the script runs
+    out, every call gets 200. Every call is kept.
+    """
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self.port = 0
+        self.calls: list[tuple[str, str, int]] = []  # refId, key, status answered
+        self.scripts: dict[str, list[int | float]] = {}
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/callback"
+
+    async def start(self, port: int = 0) -> None:
+        app = web.Application()
+        app.router.add_post("/callback", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, port)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def delivered(self, ref_id: str) -> list[str]:
+        """The Idempotency-Keys of the calls for ``ref_id`` answered 2xx."""
+        return [
+            key for ref, key, status in self.calls if ref == ref_id and status < 300
+        ]
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        ref_id = str(body.get("refId"))
+        script = self.scripts.get(ref_id) or []
+        answer: int | float = script.pop(0) if script else 200
+        status = 200
+        if isinstance(answer, float):
+            await asyncio.sleep(answer)
+        else:
+            status = answer
+        self.calls.append((ref_id, request.headers.get("Idempotency-Key", ""), status))
+        return web.json_response({"status": status}, status=status)
+
+
+REGISTER = """
+mutation ($input: PluginRegistrationRequest!) {
+  registerPlugin(input: $input) { refId }
+}
+"""
+
+
+async def gql(api_url: str, query: str, **variables: Any) -> dict[str, Any]:
+    """Run a GraphQL operation against the API; the response body."""
+    async with httpx.AsyncClient(timeout=30) as client:
+        response = await client.post(
+            api_url, json={"query": query, "variables": variables}
+        )
+    response.raise_for_status()
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def register(api_url: str, image: str, **fields: str) -> str:
+    """Register ``image``; the refId the API answered with."""
+    body = await gql(api_url, REGISTER, input={"imageUrl": image, **fields})
+    assert "errors" not in body, body
+    ref_id: str = body["data"]["registerPlugin"]["refId"]
+    return ref_id

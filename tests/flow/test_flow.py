@@ -7,9 +7,9 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import nats
 import pytest
+import support
 from nats.js import JetStreamContext
 from support import eventually, messages
 
@@ -21,11 +21,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 EXAMPLE = "localhost/noetl/example-plugin:1.0"
 FAILING = "localhost/noetl/failing-plugin:1.0"
-REGISTER = """
-mutation ($input: PluginRegistrationRequest!) {
-  registerPlugin(input: $input) { refId }
-}
-"""
 STATUS = """
 query ($refId: ID!) {
   registration(refId: $refId) { state error schema pluginName imageUrl }
@@ -53,20 +48,11 @@ async def stack_js(stack: Stack) -> AsyncIterator[JetStreamContext]:
 
 
 async def gql(stack: Stack, query: str, **variables: Any) -> dict[str, Any]:
-    async with httpx.AsyncClient(timeout=30) as client:
-        response = await client.post(
-            stack.api_url, json={"query": query, "variables": variables}
-        )
-    response.raise_for_status()
-    body: dict[str, Any] = response.json()
-    return body
+    return await support.gql(stack.api_url, query, **variables)
 
 
 async def register(stack: Stack, image: str, **fields: str) -> str:
-    body = await gql(stack, REGISTER, input={"imageUrl": image, **fields})
-    assert "errors" not in body, body
-    ref_id: str = body["data"]["registerPlugin"]["refId"]
-    return ref_id
+    return await support.register(stack.api_url, image, **fields)
 
 
 async def callback_for(receiver: Receiver, ref_id: str) -> Callback:
