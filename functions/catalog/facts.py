@@ -5,6 +5,10 @@ it publishes what it saw and the dispatcher decides. A run that failed is
 reported at once. A run that ended well is given a grace period for its
 plugin's report to arrive and be recorded; if the record is still not final
 after it, that silence is the failure.
+
+:func:`publish_failed` is for a handler with someone to retry it (an error
+goes back to the source); :class:`Publisher` for a run followed in the
+background, with nobody but itself to try again.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from nats.errors import Error as NatsError
 
@@ -27,6 +31,39 @@ FUNCTION = "catalog"
 T = TypeVar("T")
 
 
+async def publish_failed(event: SchemaRegistrationFailed) -> None:
+    """Publish the 4.1 Failed event; NATS errors are the caller's to handle."""
+    log.warning("registration failed: %s", event.error)
+    js = await connection.jetstream()
+    await messages.publish(js, topology.SUBJECT_SCHEMA, event, FUNCTION)
+
+
+def silence(grace: float) -> str:
+    """The reason a run that ended well, then said nothing, failed with."""
+    return f"plugin exited 0 but reported no schema within {grace:g} s"
+
+
+class Registered(Protocol):
+    """What names a registration's image: a run or a registration record."""
+
+    @property
+    def ref_id(self) -> str: ...
+    @property
+    def plugin_name(self) -> str: ...
+    @property
+    def image_url(self) -> str: ...
+
+
+def failure(of: Registered, reason: str) -> SchemaRegistrationFailed:
+    """The 4.1 Failed event of a run or a registration record."""
+    return SchemaRegistrationFailed(
+        ref_id=of.ref_id,
+        plugin_name=of.plugin_name,
+        image_url=of.image_url,
+        error=reason,
+    )
+
+
 class Publisher:
     """The catalog's :class:`~functions.catalog.jobs.Facts`: publishes failures."""
 
@@ -36,19 +73,8 @@ class Publisher:
         self.backoff = backoff
 
     async def failed(self, run: Run, reason: str) -> None:
-        log.warning("run failed: %s", reason)
-        event = SchemaRegistrationFailed(
-            ref_id=run.ref_id,
-            plugin_name=run.plugin_name,
-            image_url=run.image_url,
-            error=reason,
-        )
-
-        async def publish() -> None:
-            js = await connection.jetstream()
-            await messages.publish(js, topology.SUBJECT_SCHEMA, event, FUNCTION)
-
-        await self._retrying(f"publishing {event.TYPE}", publish)
+        event = failure(run, reason)
+        await self._retrying(f"publishing {event.TYPE}", lambda: publish_failed(event))
 
     async def finished(self, run: Run) -> None:
         if await self._final(run):
@@ -59,9 +85,7 @@ class Publisher:
         if await self._final(run):
             log.info("run ended and its report arrived in the grace period")
             return
-        await self.failed(
-            run, f"plugin exited 0 but reported no schema within {self.grace:g} s"
-        )
+        await self.failed(run, silence(self.grace))
 
     async def _final(self, run: Run) -> bool:
         async def read() -> records.Registration | None:

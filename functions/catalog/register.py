@@ -11,8 +11,7 @@ import logging
 
 from cloudevents.http import CloudEvent
 
-from functions.catalog import jobs
-from functions.catalog.facts import Publisher
+from functions.catalog import facts, jobs
 from noetl import connection, records, settings, topology
 from noetl.messages import expect
 from noetl.models import RegisterPluginImage
@@ -27,7 +26,7 @@ def runner() -> jobs.JobRunner:
     global _runner
     if _runner is None:
         config = settings.load()
-        _runner = jobs.create(config, Publisher(grace=config.report_grace))
+        _runner = jobs.create(config, facts.Publisher(grace=config.report_grace))
         log.info("job backend %s ready", _runner.name)
     return _runner
 
@@ -71,15 +70,20 @@ async def register(event: CloudEvent) -> str:
         },
     )
 
-    # 3.3: the backend first, so that a misconfigured one leaves the record as
-    # it was; then registering, then the run.
+    # 3.3: the run, and only once it started is the record registering: a run
+    # that cannot start is a Failed fact for a record still received.
+    stored = "plugin stored" if wrote else "plugin was stored already"
     backend = runner()
-    await records.advance(kv, command.ref_id, records.REGISTERING)
     run = jobs.Run.of(
         ref_id=command.ref_id,
         plugin_name=command.plugin_name,
         image_url=command.image_url,
         nats_url=backend.config.plugin_nats_url,
     )
-    started = await backend.start(run)
-    return f"{'plugin stored' if wrote else 'plugin was stored already'}; {started}"
+    try:
+        started = await backend.start(run)
+    except jobs.RunNotStarted as exc:
+        await facts.publish_failed(facts.failure(run, str(exc)))
+        return f"{stored}; run cannot start"
+    await records.advance(kv, command.ref_id, records.REGISTERING)
+    return f"{stored}; {started}"

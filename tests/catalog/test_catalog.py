@@ -279,6 +279,8 @@ async def test_an_image_without_a_stand_in_fails_at_once(
     error = json.loads(msg.data)["error"]
     assert f"image {image!r} has no local stand-in" in error
     assert EXAMPLE in error and FAILING in error
+    # A run that never started leaves the record as it was, for the outcome.
+    assert (await catalog.record(command.ref_id)).state == records.RECEIVED
 
 
 async def test_an_exit_without_a_report_fails_after_the_grace_period(
@@ -444,15 +446,3 @@ async def test_a_command_with_a_bad_ref_id_is_refused(
     response = await catalog.post(url, {**command.to_data(), "refId": "42"})
 
     assert response.status_code == 400
-
-
-async def test_the_kubernetes_backend_refuses_until_it_is_built(
-    serve: Serve, catalog: Catalog
-) -> None:
-    url = serve("catalog", NOETL_JOB_BACKEND="kubernetes")
-    command = await catalog.command(EXAMPLE)
-
-    response = await catalog.post(url, command.to_data())
-
-    assert response.status_code == 501
-    assert "kubernetes job backend is not built yet" in response.text

@@ -15,10 +15,7 @@ import pytest
 from functions.catalog import jobs
 from functions.catalog.facts import Publisher
 from functions.catalog.jobs import standins
-from functions.catalog.jobs.kubernetes import (
-    KubernetesBackendNotBuilt,
-    KubernetesRunner,
-)
+from functions.catalog.jobs.kubernetes import KubernetesRunner
 from functions.catalog.jobs.process import ProcessRunner
 from noetl import connection, localrun
 from noetl.settings import Settings
@@ -101,17 +98,11 @@ def test_the_backend_is_chosen_by_the_setting() -> None:
         jobs.create(Settings(job_backend="docker"), ended)
 
 
-async def test_the_kubernetes_backend_says_it_is_not_built_yet() -> None:
-    runner = jobs.create(Settings(job_backend="kubernetes"), Ended())
-    with pytest.raises(KubernetesBackendNotBuilt, match="not built yet") as caught:
-        await runner.start(_run())
-    assert caught.value.status == 501
-
-
 def test_the_catalog_does_not_import_the_kubernetes_client() -> None:
+    """Not even with the kubernetes backend: its first run imports it."""
     probe = (
         "import sys\n"
-        "import functions.catalog.register\n"
+        "import functions.catalog.main\n"
         "from functions.catalog import jobs\n"
         "from noetl.settings import Settings\n"
         "jobs.create(Settings(job_backend='kubernetes'), None)\n"
@@ -203,6 +194,14 @@ async def test_a_failure_quotes_the_last_lines_of_stderr(tmp_path: Path) -> None
     assert reason is not None
     assert reason.startswith("plugin exited with code 7; the last lines of its stderr")
     assert reason.splitlines()[1:] == [f"line {n}" for n in range(80, 100)]
+
+
+async def test_an_image_without_a_stand_in_cannot_start(tmp_path: Path) -> None:
+    runner, ended = _runner(tmp_path, {})
+
+    with pytest.raises(jobs.RunNotStarted, match="has no local stand-in"):
+        await runner.start(_run("registry.example/unknown:1"))
+    assert ended.ends.empty()
 
 
 async def test_a_command_that_cannot_start_fails(tmp_path: Path) -> None:

@@ -2,8 +2,10 @@
 
 A run is what a Kubernetes Job would be: the plugin's image started with the
 args ``--registration`` and an environment telling it who it is and where to
-report. A backend starts runs and tells :class:`Facts` how each one ended; it
-neither decides outcomes (the dispatcher does) nor writes the record.
+report. A backend starts runs and, if it follows them, tells :class:`Facts`
+how each one ended (with the kubernetes backend the catalog learns that
+from Job events instead); it neither decides outcomes (the dispatcher does)
+nor writes the record.
 
 The backend is chosen by ``NOETL_JOB_BACKEND`` and imported only when chosen,
 so that no function pays for a client library it does not use.
@@ -36,6 +38,14 @@ class UnknownJobBackend(JobError):
             f"NOETL_JOB_BACKEND={name!r} is not a job backend; "
             f"expected one of: {', '.join(BACKENDS)}"
         )
+
+
+class RunNotStarted(JobError):
+    """A run could not be started and will not be: its registration fails.
+
+    The message is the reason the registration fails with, so it names what
+    was tried, what answered and what to do about it.
+    """
 
 
 @dataclass(frozen=True)
@@ -89,7 +99,8 @@ class JobRunner(abc.ABC):
         """Start or queue ``run`` and return at once, saying which it did.
 
         Starting a run whose refId is already active is a no-op, so that a
-        redelivered command leads to one run.
+        redelivered command leads to one run. A run that cannot start raises
+        :class:`RunNotStarted` with the reason; the caller reports it.
         """
 
 

@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Coroutine, Iterable
 from typing import Any
 
-from functions.catalog.jobs import Facts, JobRunner, Run, standins
+from functions.catalog.jobs import Facts, JobRunner, Run, RunNotStarted, standins
 from noetl import logs
 from noetl.settings import Settings
 
@@ -62,8 +62,7 @@ class ProcessRunner(JobRunner):
 
         command = self.standins.get(run.image_url)
         if command is None:
-            self._keep(run, self.facts.failed(run, self._no_standin(run.image_url)))
-            return "run cannot start: no local stand-in"
+            raise RunNotStarted(self._no_standin(run.image_url))
 
         self._wanting += 1
         self._keep(run, self._follow(run, (*command, *run.args)))
