@@ -1,11 +1,16 @@
-"""What every CloudEvent function shares: logging, error mapping, one line
-per event.
+"""What every CloudEvent function shares: serving, logging, error mapping.
 
 A handler decorated with :func:`cloud_event` runs with the event's ``refId``
 and ``id`` bound to every log line, logs one INFO line when it is done, and
 turns the package's errors into the HTTP status the JetStream source acts on:
 4xx means the message can never succeed and is dead-lettered, 503 means try
 again later.
+
+:func:`serve` is the HTTP side. The functions are served by the
+functions-framework in its ``http`` signature rather than ``cloudevent``,
+because the latter routes only POST and so leaves no path for a readiness
+probe: ``GET /healthz`` answers here without invoking the function, and
+every other request is read as a binary or structured CloudEvent.
 """
 
 from __future__ import annotations
@@ -15,9 +20,12 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from cloudevents.http import CloudEvent
+from cloudevents.exceptions import GenericException
+from cloudevents.http import CloudEvent, from_http
 from nats.errors import Error as NatsError
 from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
 from noetl import logs, settings
 from noetl.errors import NoetlError, Unavailable
@@ -72,3 +80,32 @@ def _http(exc: NoetlError, started: float) -> HTTPException:
     if isinstance(exc, Unavailable) and exc.retry_after is not None:
         headers["Retry-After"] = str(max(1, round(exc.retry_after)))
     return HTTPException(exc.status, str(exc), headers)
+
+
+HEALTH = "/healthz"
+
+
+async def serve(
+    request: Request, handler: Callable[[CloudEvent], Awaitable[None]]
+) -> Response:
+    """Answer one HTTP request to a CloudEvent function."""
+    if request.url.path == HEALTH and request.method in ("GET", "HEAD"):
+        return JSONResponse({"status": "ok"})
+    if request.method != "POST":
+        return JSONResponse(
+            {"error": f"{request.method} is not served; POST a CloudEvent"},
+            405,
+            headers={"Allow": "POST"},
+        )
+
+    body = await request.body()
+    try:
+        event = from_http(dict(request.headers), body)
+    except (GenericException, ValueError, TypeError) as exc:
+        return JSONResponse({"error": f"not a CloudEvent: {exc}"}, 400)
+
+    try:
+        await handler(event)
+    except HTTPException as exc:
+        return JSONResponse({"error": exc.detail}, exc.status_code, headers=exc.headers)
+    return JSONResponse({"status": "done"})

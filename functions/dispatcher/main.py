@@ -6,13 +6,15 @@ Fed by the JetStream source with every message of the `events` stream.
 from __future__ import annotations
 
 import functions_framework.aio
-from cloudevents.http import CloudEvent
+from starlette.requests import Request
+from starlette.responses import Response
 
 from functions.dispatcher.routes import dispatch
 from noetl import function
 
+on_event = function.cloud_event("dispatcher")(dispatch)
 
-@functions_framework.aio.cloud_event
-@function.cloud_event("dispatcher")
-async def handle(event: CloudEvent) -> str:
-    return await dispatch(event)
+
+@functions_framework.aio.http
+async def handle(request: Request) -> Response:
+    return await function.serve(request, on_event)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import functions_framework.aio
 from cloudevents.http import CloudEvent
+from starlette.requests import Request
+from starlette.responses import Response
 
 from functions.notifier import callback
 from noetl import connection, function, records, topology
@@ -17,9 +19,8 @@ from noetl.messages import expect
 from noetl.models import ReportPluginRegistration
 
 
-@functions_framework.aio.cloud_event
 @function.cloud_event("notifier")
-async def handle(event: CloudEvent) -> str:
+async def on_event(event: CloudEvent) -> str:
     report = expect(event, ReportPluginRegistration)
     kv = await connection.bucket(topology.REGISTRATIONS)
     record = await records.get(kv, report.ref_id)
@@ -39,3 +40,8 @@ async def handle(event: CloudEvent) -> str:
         kv, report.ref_id, callback.mark(report.state, status, "delivered")
     )
     return f"called back {record.callback_api}: {status}"
+
+
+@functions_framework.aio.http
+async def handle(request: Request) -> Response:
+    return await function.serve(request, on_event)

@@ -137,7 +137,7 @@ def local_stack(
     for name, offset in FUNCTION_PORTS.items():
         port = port_base + offset
         base = f"http://{host}:{port}"
-        probe = Answers(f"{base}/healthz", ok=True) if name == "api" else Answers(base)
+        probe = Answers(f"{base}/healthz", ok=True)
         parts.append(
             Part(
                 name=name,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 
+import httpx
 import pytest
 from cloudevents.http import CloudEvent
 from nats.js import JetStreamContext
@@ -68,8 +69,14 @@ async def test_a_request_becomes_a_register_command(
     assert (await post_event(dispatcher, _requested(ref_id))).status_code == 200
     assert (await post_event(dispatcher, _requested(ref_id))).status_code == 200
 
-    [command] = await messages(js, topology.COMMANDS)
-    assert command.subject == topology.SUBJECT_REGISTER
+    stored = await messages(js, topology.COMMANDS)
+    [command] = [m for m in stored if m.subject == topology.SUBJECT_REGISTER]
+    # The registration's deadline waits as a message schedule.
+    [timer] = [m for m in stored if m.subject.startswith(topology.TIMER_PREFIX)]
+    assert timer.subject == f"{topology.TIMER_PREFIX}{ref_id}.deadline"
+    assert timer.headers is not None
+    assert timer.headers["Nats-Schedule"].startswith("@at ")
+    assert timer.headers["Nats-Schedule-Target"] == topology.SUBJECT_CHECK
     assert command.headers is not None
     assert command.headers["Nats-Msg-Id"] == f"{ref_id}:2.2"
     assert command.headers["ce-type"] == "io.noetl.command.RegisterPluginImage"
@@ -170,3 +177,13 @@ async def test_bad_events_are_refused_with_400(
     assert response.status_code == 400
     assert reason in response.text
     assert await messages(js, topology.COMMANDS) == []
+
+
+async def test_health_and_what_is_not_a_cloud_event(dispatcher: str) -> None:
+    async with httpx.AsyncClient() as client:
+        health = await client.get(f"{dispatcher}/healthz")
+        assert health.status_code == 200 and health.json() == {"status": "ok"}
+        assert (await client.get(dispatcher)).status_code == 405
+        garbage = await client.post(dispatcher, content=b"{}")
+        assert garbage.status_code == 400
+        assert "not a CloudEvent" in garbage.json()["error"]

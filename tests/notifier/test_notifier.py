@@ -57,8 +57,8 @@ async def test_posts_the_report_with_an_idempotency_key(kv: KeyValue) -> None:
     record = await _registration(kv)
     with respx.mock:
         route = respx.post(CALLBACK).mock(return_value=httpx.Response(204))
-        await main.handle(_report(record))
-        await main.handle(_report(record))  # a redelivery
+        await main.on_event(_report(record))
+        await main.on_event(_report(record))  # a redelivery
 
     assert route.call_count == 1
     sent = route.calls.last.request
@@ -86,13 +86,13 @@ async def test_a_failing_endpoint_answers_503_with_retry_after(kv: KeyValue) -> 
             ]
         )
         with pytest.raises(HTTPException) as first:
-            await main.handle(_report(record))
+            await main.on_event(_report(record))
         assert first.value.status_code == 503
         assert first.value.headers == {"Retry-After": "7"}
         with pytest.raises(HTTPException) as second:
-            await main.handle(_report(record))
+            await main.on_event(_report(record))
         assert second.value.status_code == 503
-        await main.handle(_report(record))
+        await main.on_event(_report(record))
     assert route.call_count == 3
 
 
@@ -101,7 +101,7 @@ async def test_a_slow_endpoint_is_bounded_by_the_timeout(kv: KeyValue) -> None:
     with respx.mock:
         respx.post(CALLBACK).mock(side_effect=httpx.ReadTimeout("slow"))
         with pytest.raises(HTTPException) as caught:
-            await main.handle(_report(record))
+            await main.on_event(_report(record))
     assert caught.value.status_code == 503
     assert "could not be reached" in caught.value.detail
 
@@ -111,7 +111,7 @@ async def test_a_refusing_endpoint_is_final(kv: KeyValue) -> None:
     with respx.mock:
         respx.post(CALLBACK).mock(return_value=httpx.Response(400))
         with pytest.raises(HTTPException) as caught:
-            await main.handle(_report(record))
+            await main.on_event(_report(record))
     assert caught.value.status_code == 422
     assert "answered 400" in caught.value.detail
 
@@ -119,7 +119,7 @@ async def test_a_refusing_endpoint_is_final(kv: KeyValue) -> None:
 async def test_without_a_callback_nobody_is_called(kv: KeyValue) -> None:
     record = await _registration(kv, callback_api=None)
     with respx.mock:
-        await main.handle(_report(record))
+        await main.on_event(_report(record))
         assert not respx.calls
     stored = await records.get(kv, record.ref_id)
     assert stored is not None and stored.callback is not None
@@ -131,7 +131,7 @@ async def test_an_unknown_registration_is_retried(kv: KeyValue) -> None:
         ref_id=str(uuid.uuid4()), plugin_name="p", image_url="i"
     )
     with pytest.raises(HTTPException) as caught:
-        await main.handle(_report(record))
+        await main.on_event(_report(record))
     assert caught.value.status_code == 404
 
 
@@ -141,5 +141,5 @@ async def test_a_bad_report_is_refused(kv: KeyValue) -> None:
         {"refId": "x"},
     )
     with pytest.raises(HTTPException) as caught:
-        await main.handle(event)
+        await main.on_event(event)
     assert caught.value.status_code == 400
