@@ -16,10 +16,11 @@ from typing import Any
 from cloudevents.http import CloudEvent
 from nats.js.kv import KeyValue
 
-from noetl import connection, records, topology
+from noetl import connection, records, settings, timers, topology
 from noetl.errors import UnknownMessageType
 from noetl.messages import publish
 from noetl.models import (
+    CheckRegistration,
     Payload,
     RegisterPluginImage,
     RegistrationRequested,
@@ -64,15 +65,25 @@ async def registration_requested(event: RegistrationRequested) -> str:
     if record.final:
         return f"skipped: registration already {record.state}"
 
+    # The deadline first: whatever is lost after this, the registration ends.
+    js = await connection.jetstream()
+    deadline = settings.load().registration_deadline
+    check = CheckRegistration(
+        ref_id=event.ref_id,
+        plugin_name=event.plugin_name,
+        image_url=event.image_url,
+        reason="deadline",
+        error=f"registration not final {deadline:g} s after it was requested",
+    )
+    await timers.schedule(js, check, after=deadline, function=FUNCTION)
+
     command = RegisterPluginImage(
         ref_id=event.ref_id,
         plugin_name=event.plugin_name,
         image_url=event.image_url,
         request_source=event.request_source,
     )
-    await publish(
-        await connection.jetstream(), topology.SUBJECT_REGISTER, command, FUNCTION
-    )
+    await publish(js, topology.SUBJECT_REGISTER, command, FUNCTION)
     return "commanded the catalog to register the image"
 
 
