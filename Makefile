@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint dev clean images
+.PHONY: demo test soak lint dev clean images
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/pytest -q
+
+# The load test at full size: 500 registrations submitted at once.
+soak: $(STAMP)
+	NOETL_SOAK_REGISTRATIONS=500 $(BIN)/pytest -q tests/delivery/test_load.py
 
 clean:
 	rm -rf $(VENV) .noetl .pytest_cache .mypy_cache .ruff_cache

@@ -14,10 +14,11 @@ import pytest
 
 from functions.catalog import jobs
 from functions.catalog.facts import Publisher
-from functions.catalog.jobs import standins
+from functions.catalog.jobs import process, standins
 from functions.catalog.jobs.kubernetes import KubernetesRunner
 from functions.catalog.jobs.process import ProcessRunner
 from noetl import connection, localrun
+from noetl.errors import Unavailable
 from noetl.settings import Settings
 
 
@@ -246,19 +247,25 @@ async def test_a_timeout_stops_everything_the_run_started(tmp_path: Path) -> Non
     assert not _alive(pid), "the run's child outlived it"
 
 
-async def test_one_run_per_ref_id_and_the_rest_queued(tmp_path: Path) -> None:
+async def test_one_run_per_ref_id_and_the_rest_wait_in_jetstream(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(process, "SLOT_WAIT", 0.3)
     runner, ended = _runner(
         tmp_path,
-        {"localhost/test/plugin:1.0": "import time\ntime.sleep(0.5)\n"},
+        {"localhost/test/plugin:1.0": "import time\ntime.sleep(2)\n"},
         job_concurrency=1,
     )
     first, second = _run(), _run()
 
     assert await runner.start(first) == "run starting"
     assert await runner.start(first) == "run already active"
-    assert await runner.start(second) == "run queued"
+    # No slot: handed back, to be delivered again, rather than kept in memory.
+    with pytest.raises(Unavailable, match="slots are busy"):
+        await runner.start(second)
 
     assert await ended.next() == (first.ref_id, None)
+    assert await runner.start(second) == "run starting"
     assert await ended.next() == (second.ref_id, None)
     assert ended.ends.empty()
 

@@ -1,9 +1,15 @@
 """The process job backend: each run a child process of the catalog.
 
 It runs an image's local stand-in with the args and env a Job would get, at
-most ``NOETL_JOB_CONCURRENCY`` at once and the rest queued, each stopped
-after ``NOETL_JOB_TIMEOUT_SECONDS``. A run gets its own process group, so
-that stopping it stops everything it started, as a pod's end would.
+most ``NOETL_JOB_CONCURRENCY`` at once, each stopped after
+``NOETL_JOB_TIMEOUT_SECONDS``. A run gets its own process group, so that
+stopping it stops everything it started, as a pod's end would.
+
+Nothing waits in this process's memory. A command that finds every slot
+busy is answered 503, and JetStream keeps it until the source delivers it
+again. A run writes its output to files, not to pipes, and ``timeout(1)``
+bounds it, so a run outlives a catalog that crashes, reports on its own, and
+still ends in time.
 """
 
 from __future__ import annotations
@@ -14,14 +20,17 @@ import contextlib
 import functools
 import logging
 import os
+import shutil
 import signal
+import tempfile
 import time
 from collections import deque
 from collections.abc import Coroutine, Iterable
-from typing import Any
+from typing import IO, Any
 
 from functions.catalog.jobs import Facts, JobRunner, Run, RunNotStarted, standins
 from noetl import logs
+from noetl.errors import Unavailable
 from noetl.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -29,18 +38,23 @@ log = logging.getLogger(__name__)
 #: How much of a run's stderr a failure reason quotes.
 TAIL_LINES = 20
 LINE_CHARS = 500
-#: How long to wait for a run's output once it exited (a child may hold it).
-DRAIN_SECONDS = 5.0
+#: Seconds a command waits for a run slot before it is handed back to
+#: JetStream; well inside the source's request timeout.
+SLOT_WAIT = 10.0
+#: Seconds timeout(1) waits after its TERM before it sends KILL.
+KILL_AFTER = 5
+#: How timeout(1) exits when it ended the run: TERM obeyed, or KILL needed.
+TIMED_OUT = (124, 137)
 
 
 class ProcessRunner(JobRunner):
     """Runs each image's local stand-in as a subprocess."""
 
-    # TODO: runs are known to this process only: a catalog that restarts
-    # forgets its runs (their registrations wait for their deadline), and
-    # with WORKERS > 1 each worker has its own limit and its own set of active
-    # refIds. It can go when a run's lease is kept outside the process, in the
-    # registration record; on one machine with one worker it costs nothing.
+    # TODO: how a run ends is seen by the process that started it only: after
+    # a catalog crash a run still reports on its own, but one that fails
+    # without reporting waits for its registration's deadline; and with
+    # WORKERS > 1 each worker has its own slots. It can go when a run's lease
+    # is kept in the registration record; on one machine it costs little.
 
     name = "process"
 
@@ -49,14 +63,14 @@ class ProcessRunner(JobRunner):
         self.standins = standins.load(config.local_plugins)
         self.concurrency = max(1, config.job_concurrency)
         self._slots = asyncio.Semaphore(self.concurrency)
-        self._wanting = 0  # runs holding a slot or waiting for one
+        self._waiting: set[str] = set()
         # Keyed by refId: one run per registration, and every task referenced.
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._groups: set[int] = set()
         atexit.register(self._stop_all)
 
     async def start(self, run: Run) -> str:
-        if run.ref_id in self._tasks:
+        if run.ref_id in self._tasks or run.ref_id in self._waiting:
             log.info("run already active; not starting another")
             return "run already active"
 
@@ -64,12 +78,18 @@ class ProcessRunner(JobRunner):
         if command is None:
             raise RunNotStarted(self._no_standin(run.image_url))
 
-        self._wanting += 1
+        self._waiting.add(run.ref_id)
+        try:
+            await asyncio.wait_for(self._slots.acquire(), SLOT_WAIT)
+        except TimeoutError:
+            raise Unavailable(
+                f"all {self.concurrency} run slots are busy; the command waits "
+                "in JetStream for its next delivery",
+                retry_after=SLOT_WAIT,
+            ) from None
+        finally:
+            self._waiting.discard(run.ref_id)
         self._keep(run, self._follow(run, (*command, *run.args)))
-        position = self._wanting - self.concurrency
-        if position > 0:
-            log.info("run queued", extra={"position": position})
-            return "run queued"
         return "run starting"
 
     def _keep(self, run: Run, work: Coroutine[Any, Any, None]) -> None:
@@ -88,14 +108,13 @@ class ProcessRunner(JobRunner):
         """Wait for a slot, run ``argv`` to its end, and report how it ended."""
         with logs.bound(refId=run.ref_id, pluginName=run.plugin_name):
             try:
-                async with self._slots:
-                    reason = await self._execute(run, argv)
+                reason = await self._execute(run, argv)
             except Exception as exc:
                 # A registration must end even when following it went wrong.
                 log.exception("could not follow the run")
                 reason = f"the catalog could not follow the run: {exc!r}"
             finally:
-                self._wanting -= 1
+                self._slots.release()
 
             if reason is None:
                 await self.facts.finished(run)
@@ -104,38 +123,43 @@ class ProcessRunner(JobRunner):
 
     async def _execute(self, run: Run, argv: tuple[str, ...]) -> str | None:
         """Run ``argv``; the reason the run failed, or None if it exited 0."""
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                env={**os.environ, **run.env},
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            return f"could not start {argv[0]!r}: {exc.strerror or exc}"
-        started = time.monotonic()
-        self._groups.add(proc.pid)
-        log.info("run started", extra={"pid": proc.pid, "argv": list(argv)})
+        limit = self.config.job_timeout
+        # Under timeout(1) an exec error would read as an exit code; say it
+        # as what it is.
+        if shutil.which(argv[0]) is None:
+            return f"could not start {argv[0]!r}: no such executable"
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    *_bounded(argv, limit),
+                    env={**os.environ, **run.env},
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=err,
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                return f"could not start {argv[0]!r}: {exc.strerror or exc}"
+            started = time.monotonic()
+            self._groups.add(proc.pid)
+            log.info("run started", extra={"pid": proc.pid, "argv": list(argv)})
 
-        tail: deque[str] = deque(maxlen=TAIL_LINES)
-        readers = [
-            asyncio.create_task(_relay(proc.stdout, "stdout", None)),
-            asyncio.create_task(_relay(proc.stderr, "stderr", tail)),
-        ]
-        timed_out = False
-        try:
-            await asyncio.wait_for(proc.wait(), self.config.job_timeout)
-        except TimeoutError:
-            timed_out = True
-        finally:
-            # Nothing the run started outlives it: not on timeout, not when
-            # the catalog shuts down mid-run, not a child left behind.
-            _kill_group(proc.pid)
-            self._groups.discard(proc.pid)
-        code = await proc.wait()
-        await _drain(readers)
+            timed_out = False
+            try:
+                # timeout(1) ends the run; this is the bound should it not.
+                await asyncio.wait_for(proc.wait(), limit + KILL_AFTER + 5)
+            except TimeoutError:
+                timed_out = True
+            finally:
+                # Nothing the run started outlives it, not a child left behind.
+                _kill_group(proc.pid)
+                self._groups.discard(proc.pid)
+            code = await proc.wait()
+            elapsed = time.monotonic() - started
+            timed_out = timed_out or (code in TIMED_OUT and elapsed >= limit)
+            _relay(out, "stdout", None)
+            tail: deque[str] = deque(maxlen=TAIL_LINES)
+            _relay(err, "stderr", tail)
 
         if timed_out:
             reason: str | None = _with_tail(
@@ -149,7 +173,7 @@ class ProcessRunner(JobRunner):
             extra={
                 "exitCode": code,
                 "timedOut": timed_out,
-                "seconds": round(time.monotonic() - started, 2),
+                "seconds": round(elapsed, 2),
             },
         )
         return reason
@@ -166,30 +190,22 @@ class ProcessRunner(JobRunner):
             _kill_group(pid)
 
 
-async def _relay(
-    stream: asyncio.StreamReader | None, name: str, tail: deque[str] | None
-) -> None:
-    """Log each line a run writes; keep the last few in ``tail``."""
-    if stream is None:
-        return
-    while True:
-        try:
-            raw = await stream.readline()
-        except ValueError:
-            # Longer than the reader's limit: the reader dropped what it held.
-            raw = b"[an overlong line was cut]\n"
-        if not raw:
-            return
+def _relay(file: IO[bytes], name: str, tail: deque[str] | None) -> None:
+    """Log each line a run wrote; keep the last few in ``tail``."""
+    file.seek(0)
+    for raw in file:
         line = raw.decode(errors="replace").rstrip()[:LINE_CHARS]
         log.debug("plugin %s: %s", name, line)
         if tail is not None:
             tail.append(line)
 
 
-async def _drain(readers: list[asyncio.Task[None]]) -> None:
-    _, pending = await asyncio.wait(readers, timeout=DRAIN_SECONDS)
-    for reader in pending:
-        reader.cancel()
+def _bounded(argv: tuple[str, ...], limit: float) -> tuple[str, ...]:
+    """``argv`` under timeout(1), which ends the whole run even if we do not."""
+    wrapper = shutil.which("timeout")
+    if wrapper is None:
+        return argv
+    return (wrapper, f"--kill-after={KILL_AFTER}", f"{limit:g}", *argv)
 
 
 def _exit_reason(code: int, tail: Iterable[str]) -> str | None:
