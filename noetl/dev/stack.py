@@ -22,6 +22,8 @@ SOURCE = "source"
 STOP_ORDER = (SOURCE, FUNCTION, SERVER)
 
 HOST = "127.0.0.1"
+#: The label selector of registration Jobs (functions/catalog/jobs/jobspec.py).
+JOB_SELECTOR = "app.kubernetes.io/managed-by=noetl"
 #: Offsets from the port base; N+4 to N+7 are left for anything else.
 FUNCTION_PORTS = {"api": 0, "dispatcher": 1, "catalog": 2, "notifier": 3}
 EXTRA_PORTS = 4
@@ -168,6 +170,23 @@ def local_stack(
                     "NOETL_SOURCE_DURABLE": route.function,
                 },
                 after=(route.function,),
+                cwd=localrun.ROOT,
+            )
+        )
+    if job_backend == "kubernetes":
+        # What an ApiServerSource does in a cluster: the labelled Jobs'
+        # changes, as CloudEvents, to the catalog. KUBECONFIG and
+        # NOETL_K8S_NAMESPACE come from the user's environment.
+        sink = f"http://{host}:{port_base + FUNCTION_PORTS['catalog']}/"
+        parts.append(
+            Part(
+                name="apiserver-source",
+                kind=SOURCE,
+                command=(sys.executable, "-m", "sources.apiserver"),
+                probe=Printed("consuming"),
+                url=f"Jobs [{JOB_SELECTOR}] -> {sink}",
+                env={**common, "K_SINK": sink},
+                after=("catalog",),
                 cwd=localrun.ROOT,
             )
         )

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from functions.catalog.jobs import jobspec
 from noetl.cli import config, main, parser
+from noetl.dev.stack import JOB_SELECTOR, local_stack
 
 
 def resolve(argv: list[str], env: dict[str, str] | None = None) -> config.Config:
@@ -151,3 +153,14 @@ def test_a_bad_api_url_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> N
     assert capsys.readouterr().err == (
         "noetl: API URL 'ftp://somewhere' is not an http or https URL\n"
     )
+
+
+def test_the_kubernetes_backend_adds_the_apiserver_stand_in() -> None:
+    process = {p.name for p in local_stack(job_backend="process").parts}
+    kubernetes = local_stack(job_backend="kubernetes")
+    assert {p.name for p in kubernetes.parts} - process == {"apiserver-source"}
+    part = kubernetes.part("apiserver-source")
+    assert part.command[1:] == ("-m", "sources.apiserver")
+    assert part.env["K_SINK"].endswith(":8082/")
+    assert part.env["NOETL_JOB_BACKEND"] == "kubernetes"
+    assert jobspec.SELECTOR == JOB_SELECTOR
