@@ -17,7 +17,8 @@ from functions.catalog.jobs import jobspec
 from functions.catalog.jobs.cluster import connect
 from functions.catalog.jobs.kubernetes import NoCluster
 from noetl import logs
-from sources.apiserver.config import Config, InvalidSetting
+from noetl.environment import InvalidSetting
+from sources.apiserver.config import Config
 from sources.apiserver.events import event_for
 from sources.apiserver.sink import Sink
 from sources.apiserver.watcher import Watcher

@@ -7,24 +7,12 @@ bad variable is named in one error.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from functions.catalog.jobs import jobspec
-from noetl.errors import NoetlError
-
-_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-
-
-class InvalidSetting(NoetlError):
-    """One or more environment variables are missing or hold a bad value."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("; ".join(problems))
+from noetl.environment import LEVELS, EnvReader, http_url, log_level
 
 
 @dataclass(frozen=True)
@@ -42,56 +30,26 @@ class Config:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
-        env = os.environ if environ is None else environ
-        problems: list[str] = []
-
-        def seconds(name: str, default: float) -> float:
-            raw = env.get(name, "").strip()
-            if not raw:
-                return default
-            try:
-                value = float(raw)
-            except ValueError:
-                value = -1.0
-            if not math.isfinite(value) or value <= 0:
-                problems.append(f"{name}={raw!r} is not valid; expected seconds > 0")
-                return default
-            return value
-
-        def integer(name: str, default: int) -> int:
-            raw = env.get(name, "").strip()
-            if not raw:
-                return default
-            if not raw.isdigit() or int(raw) < 1:
-                problems.append(
-                    f"{name}={raw!r} is not valid; expected an integer >= 1"
-                )
-                return default
-            return int(raw)
-
-        sink = env.get("K_SINK", "").strip()
-        parts = urlsplit(sink)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            problems.append(
-                f"K_SINK={sink!r} is not valid; expected an absolute http or https URL"
-            )
-        level = (env.get("NOETL_LOG_LEVEL") or cls.log_level).upper()
-        if level not in _LEVELS:
-            problems.append(
-                f"NOETL_LOG_LEVEL={level!r} is not valid; expected "
-                + " or ".join(_LEVELS)
-            )
+        """Read every setting, or raise InvalidSetting naming each bad one."""
+        env = EnvReader(os.environ if environ is None else environ)
         config = cls(
-            sink=sink,
-            namespace=env.get("NOETL_K8S_NAMESPACE", "").strip(),
-            selector=env.get("NOETL_APISERVER_SELECTOR", "").strip() or cls.selector,
-            watch_seconds=seconds("NOETL_APISERVER_WATCH_SECONDS", cls.watch_seconds),
-            request_timeout=seconds(
-                "NOETL_APISERVER_REQUEST_TIMEOUT_SECONDS", cls.request_timeout
+            sink=env.required("K_SINK", http_url, "an absolute http or https URL"),
+            namespace=env.optional("NOETL_K8S_NAMESPACE", str, "a namespace", ""),
+            selector=env.optional(
+                "NOETL_APISERVER_SELECTOR", str, "a label selector", cls.selector
             ),
-            attempts=integer("NOETL_APISERVER_ATTEMPTS", cls.attempts),
-            log_level=level,
+            watch_seconds=env.seconds(
+                "NOETL_APISERVER_WATCH_SECONDS", cls.watch_seconds, least=1.0
+            ),
+            request_timeout=env.seconds(
+                "NOETL_APISERVER_REQUEST_TIMEOUT_SECONDS",
+                cls.request_timeout,
+                least=0.1,
+            ),
+            attempts=env.integer("NOETL_APISERVER_ATTEMPTS", cls.attempts, least=1),
+            log_level=env.optional(
+                "NOETL_LOG_LEVEL", log_level, " or ".join(LEVELS), cls.log_level
+            ),
         )
-        if problems:
-            raise InvalidSetting(problems)
+        env.done()
         return config

@@ -18,8 +18,9 @@ from typing import TypeVar
 from nats.aio.client import Client
 
 from noetl import connection, logs
+from noetl.environment import InvalidSetting
 from noetl.errors import NoetlError
-from sources.jetstream.config import Config, InvalidSetting
+from sources.jetstream.config import Config
 from sources.jetstream.sink import Sink
 from sources.jetstream.source import Source
 

@@ -9,20 +9,15 @@ deployment is fixed in one round.
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from noetl import settings
-from noetl.errors import NoetlError
+from noetl.environment import LEVELS, EnvReader, http_url, log_level
 from sources.jetstream.delivery import Policy
-
-T = TypeVar("T")
-N = TypeVar("N", int, float)
 
 # JetStream names: no whitespace, and none of the subject tokens . * >
 # nor the path separators a file store would trip over.
@@ -34,15 +29,6 @@ _EXTENSION = re.compile(r"[a-z0-9]+")
 _RESERVED = frozenset(
     {"id", "source", "type", "specversion", "datacontenttype", "data", "time"}
 )
-_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-
-
-class InvalidSetting(NoetlError):
-    """One or more environment variables are missing or hold a bad value."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("; ".join(problems))
 
 
 @dataclass(frozen=True)
@@ -67,9 +53,9 @@ class Config:
 
         An unset or empty variable takes the field's default.
         """
-        env = _Reader(os.environ if environ is None else environ)
+        env = EnvReader(os.environ if environ is None else environ)
         config = cls(
-            sink=env.required("K_SINK", _url, "an absolute http or https URL"),
+            sink=env.required("K_SINK", http_url, "an absolute http or https URL"),
             stream=env.required("NOETL_SOURCE_STREAM", _name, "a stream name"),
             durable=env.required(
                 "NOETL_SOURCE_DURABLE", _name, "a consumer name without . * > or spaces"
@@ -103,7 +89,7 @@ class Config:
                 "NOETL_SOURCE_REQUEST_TIMEOUT_SECONDS", cls.request_timeout, least=0.1
             ),
             log_level=env.optional(
-                "NOETL_LOG_LEVEL", _level, " or ".join(_LEVELS), cls.log_level
+                "NOETL_LOG_LEVEL", log_level, " or ".join(LEVELS), cls.log_level
             ),
         )
         env.done()
@@ -115,81 +101,6 @@ class Config:
         parts = urlsplit(self.sink)
         host = parts.netloc.rpartition("@")[2]
         return urlunsplit(parts._replace(netloc=host))
-
-
-class _Reader:
-    """Reads variables, collecting every problem instead of stopping at one."""
-
-    def __init__(self, environ: Mapping[str, str]) -> None:
-        self.environ = environ
-        self.problems: list[str] = []
-
-    def required(self, name: str, parse: Callable[[str], str], accepted: str) -> str:
-        if not self.environ.get(name, "").strip():
-            self.problems.append(f"{name} is required: {accepted}")
-            return ""
-        return self.optional(name, parse, accepted, "")
-
-    def optional(
-        self, name: str, parse: Callable[[str], T], accepted: str, default: T
-    ) -> T:
-        raw = self.environ.get(name, "").strip()
-        if not raw:
-            return default
-        try:
-            return parse(raw)
-        except ValueError as exc:
-            why = f" ({exc})" if str(exc) else ""
-            self.problems.append(
-                f"{name}={raw!r} is not valid; expected {accepted}{why}"
-            )
-            return default
-
-    def integer(self, name: str, default: int, least: int = 0) -> int:
-        def parse(raw: str) -> int:
-            return _at_least(_integer(raw), least)
-
-        return self.optional(name, parse, f"an integer >= {least}", default)
-
-    def seconds(self, name: str, default: float, least: float = 0.0) -> float:
-        def parse(raw: str) -> float:
-            return _at_least(_finite(raw), least)
-
-        return self.optional(name, parse, f"a number of seconds >= {least:g}", default)
-
-    def done(self) -> None:
-        if self.problems:
-            raise InvalidSetting(self.problems)
-
-
-def _at_least(value: N, least: float) -> N:
-    if value < least:
-        raise ValueError("")
-    return value
-
-
-def _integer(raw: str) -> int:
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValueError("") from None
-
-
-def _finite(raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError("") from None
-    if not math.isfinite(value):
-        raise ValueError("")
-    return value
-
-
-def _url(raw: str) -> str:
-    parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("")
-    return raw
 
 
 def _name(raw: str) -> str:
@@ -225,9 +136,3 @@ def _overrides(raw: str) -> dict[str, str]:
         if not isinstance(text, str):
             raise ValueError(f"extension {name!r} must have a string value")
     return dict(extensions)
-
-
-def _level(raw: str) -> str:
-    if raw.upper() not in _LEVELS:
-        raise ValueError("")
-    return raw.upper()

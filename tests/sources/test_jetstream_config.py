@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sources.jetstream.config import Config, InvalidSetting
+from noetl.environment import InvalidSetting
+from sources.jetstream.config import Config
 
 BASE = {
     "K_SINK": "http://127.0.0.1:9000/",
