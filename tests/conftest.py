@@ -10,6 +10,7 @@ import nats
 import pytest
 from nats.aio.client import Client
 from nats.js import JetStreamContext
+from support import Requester
 
 from noetl import connection, localrun, topology
 from noetl.dev.logview import LogView
@@ -114,3 +115,14 @@ def supervisor(
 @pytest.fixture(scope="module")
 def stack(supervisor: Supervisor) -> Stack:
     return supervisor.stack
+
+
+@pytest.fixture
+async def requester() -> AsyncIterator[Requester]:
+    """A callback endpoint on a free port whose answers a test can script."""
+    endpoint = Requester()
+    await endpoint.start()
+    try:
+        yield endpoint
+    finally:
+        await endpoint.stop()

@@ -35,16 +35,6 @@ STACK_ENV = {
 
 
 @pytest.fixture
-async def requester() -> AsyncIterator[Requester]:
-    endpoint = Requester()
-    await endpoint.start()
-    try:
-        yield endpoint
-    finally:
-        await endpoint.stop()
-
-
-@pytest.fixture
 async def stack_js(supervisor: Supervisor) -> AsyncIterator[JetStreamContext]:
     client = await nats.connect(supervisor.stack.nats_url, max_reconnect_attempts=-1)
     try:

@@ -10,7 +10,6 @@ import asyncio
 import json
 import os
 from collections import Counter
-from collections.abc import AsyncIterator
 
 import nats
 import pytest
@@ -26,16 +25,6 @@ COUNT = int(os.environ.get("NOETL_SOAK_REGISTRATIONS", "30"))
 EXAMPLE = "localhost/noetl/example-plugin:1.0"
 FAILING = "localhost/noetl/failing-plugin:1.0"
 STACK_ENV = {"NOETL_JOB_CONCURRENCY": "8"}
-
-
-@pytest.fixture
-async def requester() -> AsyncIterator[Requester]:
-    endpoint = Requester()
-    await endpoint.start()
-    try:
-        yield endpoint
-    finally:
-        await endpoint.stop()
 
 
 async def test_concurrent_registrations_none_lost_none_doubled(
