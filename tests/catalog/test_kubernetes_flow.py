@@ -29,7 +29,7 @@ from aiohttp import web
 from kubestub import KubeStub
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from support import messages
+from support import messages, serving
 
 from functions.catalog.jobs import jobspec
 from noetl import localrun, records, topology
@@ -114,17 +114,9 @@ def kube() -> Iterator[KubeStub]:
 @pytest.fixture(scope="module")
 async def requester() -> AsyncIterator[Requester]:
     recorder = Requester()
-    app = web.Application()
-    app.router.add_post("/callback", recorder.handle)
-    runner = web.AppRunner(app, shutdown_timeout=1)
-    await runner.setup()
-    port = localrun.free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    recorder.url = f"http://127.0.0.1:{port}/callback"
-    try:
+    async with serving(recorder.handle, "/callback") as url:
+        recorder.url = url
         yield recorder
-    finally:
-        await runner.cleanup()
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from kubestub import KubeStub
+from support import serving
 
 from functions.catalog import jobs
 from functions.catalog.jobs import jobspec
@@ -68,17 +69,9 @@ class Sink:
 @pytest.fixture
 async def sink() -> AsyncIterator[Sink]:
     recorder = Sink()
-    app = web.Application()
-    app.router.add_post("/", recorder.handle)
-    runner = web.AppRunner(app, shutdown_timeout=1)
-    await runner.setup()
-    port = localrun.free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    recorder.url = f"http://127.0.0.1:{port}/"
-    try:
+    async with serving(recorder.handle, "/") as url:
+        recorder.url = url
         yield recorder
-    finally:
-        await runner.cleanup()
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from aiohttp import web
 from cloudevents.http import CloudEvent
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerInfo, RawStreamMsg
+from support import serving
 
 from noetl import binding, connection, localrun, messages, models, topology
 
@@ -91,17 +92,9 @@ class HttpSink:
 @pytest.fixture
 async def sink() -> AsyncIterator[HttpSink]:
     recorder = HttpSink()
-    app = web.Application()
-    app.router.add_post("/", recorder.handle)
-    runner = web.AppRunner(app, shutdown_timeout=1)
-    await runner.setup()
-    port = localrun.free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    recorder.url = f"http://127.0.0.1:{port}/"
-    try:
+    async with serving(recorder.handle, "/") as url:
+        recorder.url = url
         yield recorder
-    finally:
-        await runner.cleanup()
 
 
 def _source_process(nats_url: str, sink: HttpSink, **env: str) -> localrun.Process:
