@@ -57,3 +57,19 @@ images:
 		$$engine build --target $$target --tag $$image .; \
 		if [ -n "$(PUSH)" ]; then $$engine push $$image; fi; \
 	done
+
+# Benchmarks, not part of `make test`: `make bench` (about 8 minutes) or
+# `make bench BENCH_ARGS=--quick` (about 2); results go to bench/results.*.
+BENCH_STAMP := $(VENV)/.installed-bench
+BENCH_ARGS ?=
+
+.PHONY: bench
+
+$(BENCH_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m bench $(BENCH_ARGS)

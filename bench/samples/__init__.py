@@ -1,0 +1,1 @@
+"""Functions the benchmarks serve: the trivial hop, the bare baselines."""
