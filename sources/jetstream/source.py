@@ -109,8 +109,11 @@ class Source:
                 break
             try:
                 messages = await pull.fetch(room, timeout=PULL_WAIT)
-            except nats.errors.TimeoutError:
-                messages = []  # nothing to do, or NATS away: ask again
+            except TimeoutError:
+                # Nothing came within the wait. nats-py raises its own
+                # TimeoutError or asyncio's, which is the builtin one: both
+                # mean ask again, not that NATS is away.
+                messages = []
             except _NATS_AWAY as exc:
                 if not failures:
                     log.warning("pull failed: %r; retrying until NATS answers", exc)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import signal
 import sys
 import time
@@ -26,6 +27,10 @@ from nats.js.api import ConsumerInfo, RawStreamMsg
 from support import serving
 
 from noetl import binding, connection, localrun, messages, models, topology
+from sources.jetstream import source
+from sources.jetstream.config import Config
+from sources.jetstream.sink import Sink
+from sources.jetstream.source import Source
 
 T = TypeVar("T")
 
@@ -459,6 +464,51 @@ async def test_in_flight_messages_are_bounded(
     await sink.wait_for(8)
     await settled(js)
     assert sink.most_in_flight == 2
+
+
+async def test_a_pull_that_ends_at_its_wait_is_not_taken_for_an_outage(
+    nats_url: str,
+    js: JetStreamContext,
+    sink: HttpSink,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # In process, with a wait so short that most pulls end at its edge, where
+    # nats-py raises the builtin TimeoutError rather than its own.
+    monkeypatch.setattr(source, "PULL_WAIT", 0.0002)
+    caplog.set_level(logging.INFO, "sources.jetstream")
+    config = Config.from_env(
+        {
+            "NATS_URL": nats_url,
+            "K_SINK": sink.url,
+            "NOETL_SOURCE_STREAM": STREAM,
+            "NOETL_SOURCE_DURABLE": DURABLE,
+        }
+    )
+    client = await connection.connect(nats_url, name="test-source")
+    stop = asyncio.Event()
+    try:
+        async with Sink(config.sink, config.request_timeout, 4) as post:
+            running = asyncio.create_task(
+                Source(config, client.jetstream(), post, stop).run()
+            )
+            await until(
+                lambda: any("consuming" in r.getMessage() for r in caplog.records),
+                "the source consuming",
+            )
+            for n in range(5):
+                await publish(js, json.dumps({"n": n}).encode())
+                await asyncio.sleep(0.1)
+            await sink.wait_for(5)
+            stop.set()
+            await asyncio.wait_for(running, WAIT)
+    finally:
+        await client.close()
+
+    outages = [
+        r.getMessage() for r in caplog.records if "pull failed" in r.getMessage()
+    ]
+    assert not outages
 
 
 async def test_sigterm_lets_the_post_in_flight_finish_and_exits_0(
