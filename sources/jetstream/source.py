@@ -130,8 +130,14 @@ class Source:
                 task.add_done_callback(self._tasks.discard)
 
     async def _room(self) -> int:
-        """How many more messages may be fetched, once there is room (0: stop)."""
-        while len(self._tasks) >= self.config.max_inflight and not self.stop.is_set():
+        """How many more messages may be fetched, once there is room (0: stop).
+
+        A busy source waits until a quarter of its deliveries are free, so
+        that it fetches them in one round trip rather than one by one.
+        """
+        limit = self.config.max_inflight
+        batch = max(1, limit // 4)
+        while limit - len(self._tasks) < batch and not self.stop.is_set():
             stopped = asyncio.ensure_future(self.stop.wait())
             await asyncio.wait(
                 {*self._tasks, stopped}, return_when=asyncio.FIRST_COMPLETED
@@ -139,7 +145,7 @@ class Source:
             stopped.cancel()
         if self.stop.is_set():
             return 0
-        return self.config.max_inflight - len(self._tasks)
+        return limit - len(self._tasks)
 
     async def _pause(self, failures: int) -> None:
         """Wait before retrying, or less if the source is stopped meanwhile."""
@@ -211,7 +217,7 @@ class Source:
         verdict: Verdict,
         ms: float | None = None,
     ) -> None:
-        """Ack, nak or dead-letter ``msg`` as ``verdict`` says; one line of log."""
+        """Ack, nak or dead-letter ``msg`` as ``verdict`` says, and log it."""
         delivered = msg.metadata.num_delivered
         extra: dict[str, Any] = {"attempt": delivered, "status": verdict.status}
         if ms is not None:
@@ -219,7 +225,8 @@ class Source:
         try:
             if verdict.action is Action.ACK:
                 await msg.ack()
-                log.info("delivered", extra=extra)
+                # The function logs what it did; this line is for debugging.
+                log.debug("delivered", extra=extra)
             elif verdict.action is Action.RETRY:
                 await msg.nak(delay=verdict.delay)
                 log.warning(
