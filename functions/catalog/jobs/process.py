@@ -129,6 +129,9 @@ class ProcessRunner(JobRunner):
         if shutil.which(argv[0]) is None:
             return f"could not start {argv[0]!r}: no such executable"
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            # Read before the spawn: timeout(1)'s clock starts after it, so a
+            # run it ended has always lasted the limit by this clock.
+            started = time.monotonic()
             try:
                 proc = await asyncio.create_subprocess_exec(
                     *_bounded(argv, limit),
@@ -140,7 +143,6 @@ class ProcessRunner(JobRunner):
                 )
             except OSError as exc:
                 return f"could not start {argv[0]!r}: {exc.strerror or exc}"
-            started = time.monotonic()
             self._groups.add(proc.pid)
             log.info("run started", extra={"pid": proc.pid, "argv": list(argv)})
 
