@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import cold, flow, hop, profiles, report
-from bench.harness import BENCH, ROOT, Processes, stage
+from bench.harness import BENCH, Processes, stage
 
 SECTIONS = ("cold", "hop", "flow")
 Runner = Callable[[Processes, Path, Any], Awaitable[dict[str, Any]]]
@@ -45,12 +46,12 @@ PLANS: dict[bool, dict[str, Any]] = {
 
 
 async def measure(
-    sections: list[str], quick: bool, work: Path, tree: Path
+    sections: list[str], quick: bool, work: Path, before: Path | None
 ) -> dict[str, Any]:
     results: dict[str, Any] = {}
     plans = dict(PLANS[quick])
     for name in ("cold", "hop"):
-        plans[name] = dataclasses.replace(plans[name], tree=tree)
+        plans[name] = dataclasses.replace(plans[name], before=before)
     runners: dict[str, Runner] = {"cold": cold.run, "hop": hop.run, "flow": flow.run}
     for section in sections:
         with stage(section), Processes(work / section) as procs:
@@ -67,11 +68,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--out", type=Path, default=BENCH, help="where results go")
     parser.add_argument("--keep", action="store_true", help="keep the logs")
     parser.add_argument(
-        "--tree",
+        "--before",
         type=Path,
-        default=ROOT,
-        help="run our code from this copy of the checkout (a fix to try); "
-        "the cold and hop sections only",
+        help="a copy of the checkout before a change (git worktree add DIR REV): "
+        "its code runs beside ours in the cold and hop sections",
     )
     args = parser.parse_args(argv)
     sections = [s for s in args.only.split(",") if s]
@@ -89,10 +89,11 @@ def main(argv: list[str]) -> int:
         "cores": os.cpu_count(),
         "load": round(os.getloadavg()[0], 2),
         "python": sys.version.split()[0],
-        "tree": str(args.tree),
+        "before": _commit(args.before) if args.before else None,
     }
     try:
-        results = asyncio.run(measure(sections, args.quick, work, args.tree.resolve()))
+        before = args.before.resolve() if args.before else None
+        results = asyncio.run(measure(sections, args.quick, work, before))
     except BaseException:
         print(f"bench: failed; the logs are in {work}", file=sys.stderr)
         raise
@@ -107,6 +108,16 @@ def main(argv: list[str]) -> int:
         shutil.rmtree(work, ignore_errors=True)
     print(f"bench: wrote {args.out / 'results.md'} in {meta['seconds']:.0f} s")
     return 0
+
+
+def _commit(tree: Path) -> str:
+    """``tree``'s commit as ``abc1234 (its subject)``, or its path if not a clone."""
+    found = subprocess.run(
+        ["git", "-C", str(tree), "log", "-1", "--format=%h (%s)"],
+        capture_output=True,
+        text=True,
+    )
+    return found.stdout.strip() if found.returncode == 0 else str(tree)
 
 
 if __name__ == "__main__":

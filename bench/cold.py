@@ -70,8 +70,9 @@ QUERY = "query ($refId: ID!) { registration(refId: $refId) { state } }"
 @dataclass(frozen=True)
 class Plan:
     rounds: int
-    #: Where our code is copied from: the checkout, or a patched copy of it.
-    tree: Path = ROOT
+    #: The code before a change, a copy of the checkout, started in the same
+    #: rounds as ``before``.
+    before: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,7 @@ class Variant:
     @property
     def strict(self) -> bool:
         """Whether the answer must be our function's real one, not any 2xx."""
-        return self.kind in ("ours", "checkout", "patched")
+        return self.kind in ("ours", "checkout", "before")
 
 
 class Events:
@@ -185,18 +186,18 @@ class ColdStarts:
     """Starts every variant in turn and keeps what each start measured."""
 
     def __init__(
-        self, procs: Processes, work: Path, nats_url: str, origin: Path = ROOT
+        self, procs: Processes, work: Path, nats_url: str, before: Path | None
     ) -> None:
         self.procs = procs
         self.work = work
         self.nats_url = nats_url
         self.tree = compiled_tree(work / "tree", ROOT)
-        # A fix to try, measured in the same rounds as what it would replace.
-        self.patched = None
+        # What a change replaced, measured in the same rounds as the change.
+        self.before = None
         self.kinds: tuple[str, ...] = KINDS
-        if origin != ROOT:
-            self.patched = compiled_tree(work / "patched", origin)
-            self.kinds = (*KINDS, "patched")
+        if before is not None:
+            self.before = compiled_tree(work / "before", before)
+            self.kinds = (*KINDS, "before")
         self.variants: dict[tuple[str, str], Variant] = {}
         self.inproc: dict[str, dict[str, Any]] = {}
         self.reports = Arrivals()
@@ -215,11 +216,11 @@ class ColdStarts:
         if kind == "checkout":
             source = ROOT / "functions" / function / "main.py"
             return Variant(function, kind, source, ROOT, dict(base))
-        if kind == "patched":
-            assert self.patched is not None
-            source = self.patched / "functions" / function / "main.py"
-            env = {**base, "PYTHONPATH": str(self.patched)}
-            return Variant(function, kind, source, self.patched, env)
+        if kind == "before":
+            assert self.before is not None
+            source = self.before / "functions" / function / "main.py"
+            env = {**base, "PYTHONPATH": str(self.before)}
+            return Variant(function, kind, source, self.before, env)
         env = dict(compiled)
         if kind == "imports":
             env["BENCH_IMPORTS_FILE"] = str(self.work / f"imports-{function}.txt")
@@ -399,16 +400,16 @@ class ColdStarts:
                 "rss_vs_bare": ratio(ours["worker_rss_mb"], bare["worker_rss_mb"]),
                 "pss_vs_imports": ratio(ours["pss_mb"], imports["pss_mb"]),
             }
-            if "patched" in kinds:
-                patched = kinds["patched"]
-                ratios["patched_first_vs_ours"] = ratio(
-                    patched["first_ms"], ours["first_ms"]
+            if "before" in kinds:
+                before = kinds["before"]
+                ratios["before_first_vs_ours"] = ratio(
+                    before["first_ms"], ours["first_ms"]
                 )
-                ratios["patched_first_vs_imports"] = ratio(
-                    patched["first_ms"], imports["first_ms"]
+                ratios["before_first_vs_imports"] = ratio(
+                    before["first_ms"], imports["first_ms"]
                 )
-                ratios["patched_rss_vs_ours"] = ratio(
-                    patched["worker_rss_mb"], ours["worker_rss_mb"]
+                ratios["before_rss_vs_ours"] = ratio(
+                    before["worker_rss_mb"], ours["worker_rss_mb"]
                 )
             table[function] = {
                 "kinds": kinds,
@@ -500,7 +501,7 @@ def _summary(variant: Variant) -> dict[str, Any]:
 async def run(procs: Processes, work: Path, plan: Plan) -> dict[str, Any]:
     """The section: every function and its baselines, then profiles of misses."""
     _, nats_url = procs.nats("cold-nats", work / "cold-jetstream")
-    starts = ColdStarts(procs, work, nats_url, plan.tree)
+    starts = ColdStarts(procs, work, nats_url, plan.before)
     results = await starts.run(plan)
     await starts.profile_misses(results)
     return results

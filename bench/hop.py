@@ -60,12 +60,13 @@ class Plan:
     warmup: float
     measure: float
     repeats: int
-    #: A patched copy of the checkout: its source runs too, as ``patched``.
-    tree: Path = ROOT
+    #: The code before a change, a copy of the checkout: its source runs in
+    #: the same windows too, as ``before``.
+    before: Path | None = None
 
     @property
     def variants(self) -> tuple[str, ...]:
-        return VARIANTS if self.tree == ROOT else (*VARIANTS, "patched")
+        return VARIANTS if self.before is None else (*VARIANTS, "before")
 
 
 @dataclass
@@ -185,7 +186,7 @@ class Hop:
         subject = f"{STREAM}.in.{tag}"
         env = {"NATS_URL": self.nats_url}
         cwd = ROOT
-        if variant in ("ours", "patched"):
+        if variant in ("ours", "before"):
             command = [PYTHON, "-m", "sources.jetstream"]
             cwd = tree
             if tree != ROOT:
@@ -230,7 +231,7 @@ class Hop:
     async def window(
         self, nc: Client, variant: str, concurrency: int, plan: Plan, tag: str
     ) -> tuple[Window, Proc]:
-        tree = plan.tree if variant == "patched" else ROOT
+        tree = plan.before if variant == "before" and plan.before else ROOT
         consumer = self.consumer(variant, tag, concurrency, tree)
         await self.pulling(nc, consumer, tag)
         sink = self.bare if variant == "limit" else self.function
@@ -292,13 +293,13 @@ class Hop:
             row["framework_ratio"] = ratio(
                 row["framework"]["events_per_s"], row["limit"]["events_per_s"]
             )
-            if "patched" in row:
+            if "before" in row:
                 pairs = zip(
-                    self.cells["patched", concurrency].windows,
+                    self.cells["before", concurrency].windows,
                     self.cells["limit", concurrency].windows,
                     strict=True,
                 )
-                row["patched_ratio"] = median([ratio(p.rate, x.rate) for p, x in pairs])
+                row["before_ratio"] = median([ratio(b.rate, x.rate) for b, x in pairs])
             row["met"] = not math.isnan(row["ratio"]) and row["ratio"] >= TARGET
             ratios[str(concurrency)] = row["ratio"]
             rows.append(row)

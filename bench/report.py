@@ -85,13 +85,14 @@ def hop_md(hop: dict[str, Any]) -> list[str]:
     head = ["concurrency", "limit ev/s", "framework ev/s", "ours ev/s"]
     head += ["ours/limit", "framework/limit", "target", "limit ms", "ours ms"]
     head += ["consumer CPU µs/ev loop / source", "sink CPU µs/ev bare / function"]
-    patched = [row for row in hop["rows"] if "patched" in row]
-    if patched:
-        head += ["patched ev/s", "patched/limit"]
+    before = [row for row in hop["rows"] if "before" in row]
+    if before:
+        head += ["before ev/s", "before/limit", "before consumer CPU µs/ev"]
         for cells, row in zip(rows, hop["rows"], strict=True):
             cells += [
-                _n(row["patched"]["events_per_s"], 0),
-                f"**{_n(row['patched_ratio'], 2)}**",
+                _n(row["before"]["events_per_s"], 0),
+                f"**{_n(row['before_ratio'], 2)}**",
+                _n(row["before"]["consumer_cpu_us"], 0),
             ]
     lines += _table(head, rows)
     if "profile" in hop:
@@ -226,15 +227,15 @@ def cold_md(cold: dict[str, Any]) -> list[str]:
     head += ["ours/bare", "checkout ms", "worker RSS MB bare / +imp / ours"]
     head += ["RSS ours/+imp", "RSS ours/bare", "master RSS MB", "PSS ours/+imp"]
     head += ["targets"]
-    patched = [f for f in cold["functions"].values() if "patched" in f["kinds"]]
-    if patched:
-        head += ["patched ms", "patched/ours", "patched RSS MB"]
+    before = [f for f in cold["functions"].values() if "before" in f["kinds"]]
+    if before:
+        head += ["before ms", "before/ours", "before RSS MB"]
         for cells, found in zip(rows, cold["functions"].values(), strict=True):
             k, r = found["kinds"], found["ratios"]
             cells += [
-                _n(k["patched"]["first_ms"], 0),
-                f"**{_n(r['patched_first_vs_ours'], 2)}**",
-                _n(k["patched"]["worker_rss_mb"]),
+                _n(k["before"]["first_ms"], 0),
+                f"**{_n(r['before_first_vs_ours'], 2)}**",
+                _n(k["before"]["worker_rss_mb"]),
             ]
     lines += _table(head, rows)
 
@@ -389,6 +390,13 @@ def markdown(results: dict[str, Any]) -> str:
         "in the same run. Chart: `bench/results.png`.",
         "",
     ]
+    if meta.get("before"):
+        lines += [
+            f"*before*: the code of {meta['before']}, run beside ours in the "
+            "same windows (hop) and rounds (cold start): the columns headed "
+            "*before* are what this change replaced.",
+            "",
+        ]
     if "hop" in results:
         lines += hop_md(results["hop"])
     if "flow" in results:
