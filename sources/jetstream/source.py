@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from typing import Any
 
 import nats.errors
@@ -190,7 +190,7 @@ class Source:
 
         with logs.bound(refId=_ref_id(event), ceId=event["id"]):
             started = time.perf_counter()
-            async with _in_progress(msg, self.config.ack_wait / 3):
+            with _in_progress(msg, self.config.ack_wait / 3):
                 attempt = await self.sink.post(event)
                 verdict = delivery.judge(
                     attempt, msg.metadata.num_delivered, self.config.policy
@@ -287,22 +287,34 @@ def _ref_id(event: CloudEvent) -> str | None:
     return ref_id if isinstance(ref_id, str) else None
 
 
-@contextlib.asynccontextmanager
-async def _in_progress(msg: Msg, every: float) -> AsyncIterator[None]:
-    """Tell JetStream every ``every`` seconds that ``msg`` is being worked on."""
+@contextlib.contextmanager
+def _in_progress(msg: Msg, every: float) -> Iterator[None]:
+    """Tell JetStream every ``every`` seconds that ``msg`` is being worked on.
 
-    async def beat() -> None:
-        while True:
-            await asyncio.sleep(every)
-            try:
-                await msg.in_progress()
-            except _NATS_AWAY as exc:
-                log.debug("in-progress ack failed: %r", exc)
+    A timer rather than a task: most deliveries end long before the first
+    beat, and a timer costs a third of a task to start and cancel.
+    """
+    loop = asyncio.get_running_loop()
+    beats: set[asyncio.Task[None]] = set()
+    timer: asyncio.TimerHandle
 
-    task = asyncio.create_task(beat())
+    async def tell() -> None:
+        try:
+            await msg.in_progress()
+        except _NATS_AWAY as exc:
+            log.debug("in-progress ack failed: %r", exc)
+
+    def beat() -> None:
+        nonlocal timer
+        task = loop.create_task(tell())
+        beats.add(task)
+        task.add_done_callback(beats.discard)
+        timer = loop.call_later(every, beat)
+
+    timer = loop.call_later(every, beat)
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        timer.cancel()
+        for task in beats:
+            task.cancel()
