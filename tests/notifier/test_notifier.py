@@ -28,9 +28,7 @@ CALLBACK = "http://requester.example/callback"
 @pytest.fixture
 async def kv(js: JetStreamContext, core: None) -> AsyncIterator[KeyValue]:
     yield await js.key_value(topology.REGISTRATIONS)
-    if callback._client is not None:
-        await callback._client.aclose()
-        callback._client = None
+    await callback.close()
 
 
 async def _registration(
@@ -73,6 +71,23 @@ async def test_posts_the_report_with_an_idempotency_key(kv: KeyValue) -> None:
     stored = await records.get(kv, record.ref_id)
     assert stored is not None and stored.callback is not None
     assert stored.callback["status"] == 204 and stored.callback["done"]
+
+
+@pytest.mark.parametrize("scheme", ["http", "https", "HTTPS"])
+async def test_each_scheme_has_one_client_for_the_process(
+    kv: KeyValue, scheme: str
+) -> None:
+    url = f"{scheme}://requester.example/callback"
+    first, second = await _registration(kv, url), await _registration(kv, url)
+    with respx.mock:
+        route = respx.post(url.lower()).mock(return_value=httpx.Response(200))
+        await main.on_event(_report(first))
+        await main.on_event(_report(second))
+
+    assert route.call_count == 2
+    assert callback.client(url) is callback.client(url)
+    other = "http" if scheme.lower() == "https" else "https"
+    assert callback.client(f"{other}://x") is not callback.client(url)
 
 
 async def test_a_failing_endpoint_answers_503_with_retry_after(kv: KeyValue) -> None:
