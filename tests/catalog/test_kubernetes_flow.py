@@ -245,6 +245,10 @@ async def _record(stack: Stack, ref_id: str) -> records.Registration:
     return record
 
 
+async def _in_state(stack: Stack, ref_id: str, state: str) -> bool:
+    return (await _record(stack, ref_id)).state == state
+
+
 async def _stored_failed(stack: Stack, ref_id: str) -> list[dict[str, Any]]:
     return [
         json.loads(m.data)
@@ -294,7 +298,8 @@ async def test_a_failed_job_ends_in_one_failed_callback(
 ) -> None:
     ref_id = await _register(stack)
     name = await _job(stack, ref_id)
-    assert (await _record(stack, ref_id)).state == records.REGISTERING
+    # The catalog notes the registration as registering once the Job exists.
+    await until(lambda: _in_state(stack, ref_id, records.REGISTERING), "registering")
 
     stack.kube.failed(NAMESPACE, name, reason, message)
 
