@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 
+import uvloop
 from faststream import FastStream
 from faststream.nats import NatsBroker
 
@@ -23,7 +23,7 @@ def main(argv: list[str]) -> int:
         print("consuming", flush=True)
 
     app = FastStream(broker, after_startup=[consuming])
-    asyncio.run(app.run())
+    uvloop.run(app.run())
     return 0
 
 

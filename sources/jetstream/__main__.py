@@ -15,6 +15,7 @@ import sys
 from collections.abc import Awaitable
 from typing import TypeVar
 
+import uvloop
 from nats.aio.client import Client
 
 from noetl import connection, logs
@@ -93,7 +94,7 @@ def main() -> int:
     # Named by its durable, as `noetl dev` names it: two sources may share a
     # stream, never a durable.
     logs.setup(f"{config.durable}-source", config.log_level)
-    return asyncio.run(run(config))
+    return uvloop.run(run(config))
 
 
 if __name__ == "__main__":

@@ -578,7 +578,7 @@ async def test_a_source_started_before_nats_consumes_once_it_is_up(
     proc = _source_process(f"nats://127.0.0.1:{port}", sink)
     server = None
     try:
-        await asyncio.to_thread(proc.wait_for_line, "Connect call failed", WAIT)
+        await asyncio.to_thread(proc.wait_for_line, "NATS client error", WAIT)
         server = await asyncio.to_thread(localrun.start_nats, port, tmp_path / "late")
         await asyncio.to_thread(proc.wait_for_line, '"message": "consuming"', WAIT)
     finally:
@@ -591,7 +591,7 @@ async def test_a_source_started_before_nats_consumes_once_it_is_up(
 async def test_sigterm_while_nats_is_away_exits_0(sink: HttpSink) -> None:
     proc = _source_process(f"nats://127.0.0.1:{localrun.free_port()}", sink)
     try:
-        await asyncio.to_thread(proc.wait_for_line, "Connect call failed", WAIT)
+        await asyncio.to_thread(proc.wait_for_line, "NATS client error", WAIT)
         proc.popen.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(proc.popen.wait, WAIT) == 0
     finally:
