@@ -25,6 +25,7 @@ import sys
 import aiohttp
 import nats
 import nats.errors
+import uvloop
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
@@ -72,6 +73,7 @@ class Loop:
         post = self.session.post(self.sink, data=msg.data, headers=headers)
         async with post as answer:
             ok = 200 <= answer.status < 300
+            await answer.read()  # to the end, as the source does: keep-alive
         if not ok:
             await msg.nak()
             return
@@ -112,4 +114,4 @@ async def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    sys.exit(uvloop.run(main()))

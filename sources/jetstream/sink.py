@@ -18,6 +18,9 @@ from sources.jetstream.delivery import Attempt, parse_retry_after
 #: Bytes of an error answer kept as its reason: enough for a function's
 #: message, not a whole error page.
 DETAIL_LIMIT = 300
+#: Bytes of a success answer read so that its connection is kept for the
+#: next event; a function's answer is far smaller.
+KEEP_ALIVE_LIMIT = 64 * 1024
 
 
 def request_for(event: CloudEvent) -> tuple[dict[str, str], bytes]:
@@ -71,6 +74,11 @@ class Sink:
                 detail = None
                 if not 200 <= response.status < 300:
                     detail = await _detail(response)
+                elif (response.content_length or 0) <= KEEP_ALIVE_LIMIT:
+                    # Read to the end, or the connection is closed, not
+                    # reused: a server that writes the body after the
+                    # headers (uvicorn does) would cost a connect per event.
+                    await response.read()
                 return Attempt(
                     status=response.status,
                     error=detail,

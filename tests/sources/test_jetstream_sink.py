@@ -99,6 +99,26 @@ async def test_success_has_no_detail(
     assert attempt.ok and attempt.error is None
 
 
+async def test_a_body_written_after_the_headers_keeps_the_connection(
+    serve: Callable[[Handler], Awaitable[str]],
+) -> None:
+    peers: set[object] = set()
+
+    async def late_body(request: web.Request) -> web.StreamResponse:
+        peers.add(request.transport.get_extra_info("peername"))  # type: ignore[union-attr]
+        response = web.StreamResponse(status=200)
+        response.content_length = 17
+        await response.prepare(request)
+        await asyncio.sleep(0.01)  # as uvicorn does: headers, then body
+        await response.write(b'{"status":"done"}')
+        return response
+
+    async with Sink(await serve(late_body), timeout=5, connections=1) as sink:
+        for _ in range(5):
+            assert (await sink.post(_event())).ok
+    assert len(peers) == 1
+
+
 async def test_timeout_is_an_attempt_without_status(
     serve: Callable[[Handler], Awaitable[str]],
 ) -> None:
