@@ -74,7 +74,7 @@ class Sink:
                 detail = None
                 if not 200 <= response.status < 300:
                     detail = await _detail(response)
-                elif (response.content_length or 0) <= KEEP_ALIVE_LIMIT:
+                elif _short(response):
                     # Read to the end, or the connection is closed, not
                     # reused: a server that writes the body after the
                     # headers (uvicorn does) would cost a connect per event.
@@ -88,6 +88,12 @@ class Sink:
             return Attempt(error=f"no answer from the sink within {self.timeout:g}s")
         except aiohttp.ClientError as exc:
             return Attempt(error=f"POST to the sink failed: {exc!r}")
+
+
+def _short(response: aiohttp.ClientResponse) -> bool:
+    """Whether the answer says it is small enough to read to the end."""
+    length = response.content_length
+    return length is not None and length <= KEEP_ALIVE_LIMIT
 
 
 async def _detail(response: aiohttp.ClientResponse) -> str | None:
