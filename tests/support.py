@@ -25,18 +25,29 @@ async def post_event(base_url: str, event: CloudEvent) -> httpx.Response:
         return await client.post(base_url, headers=headers, content=body)
 
 
+async def until(check: Callable[[], Any], what: str, within: float = 30.0) -> Any:
+    """Poll ``check`` (sync or async) until it returns something truthy.
+
+    Fails naming ``what`` after ``within`` seconds: generous, for a slow machine.
+    """
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        value = check()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"gave up waiting for {what} within {within:g} s")
+        await asyncio.sleep(0.05)
+
+
 async def eventually(
     check: Callable[[], Awaitable[T | None]], within: float = 30.0
 ) -> T:
-    """Poll ``check`` until it returns something, or fail after ``within`` seconds."""
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        result = await check()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"{check.__name__} did not hold within {within} s")
-        await asyncio.sleep(0.05)
+    """Poll the coroutine function ``check``, named after it in a failure."""
+    result: T = await until(check, f"{check.__name__} to hold", within)
+    return result
 
 
 async def messages(js: JetStreamContext, stream: str) -> list[Msg]:

@@ -6,7 +6,7 @@ import asyncio
 import json
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,6 +17,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import RawStreamMsg
 from nats.js.kv import KeyValue
+from support import until
 
 from noetl import records, topology
 from noetl.models import (
@@ -32,18 +33,6 @@ EXAMPLE = "localhost/noetl/example-plugin:1.0"
 FAILING = "localhost/noetl/failing-plugin:1.0"
 COMPLETED = SchemaRegistrationCompleted.ce_type()
 FAILED = SchemaRegistrationFailed.ce_type()
-
-
-async def eventually(probe: Callable[[], Awaitable[T]], what: str) -> T:
-    """Poll ``probe`` until it returns something truthy; fail after a while."""
-    deadline = asyncio.get_running_loop().time() + 30
-    while True:
-        result = await probe()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 class Watch:
@@ -71,7 +60,7 @@ class Watch:
         async def arrived() -> list[Msg]:
             return self.of(ref_id, ce_type)
 
-        found = await eventually(arrived, f"{ce_type} for {ref_id}")
+        found = await until(arrived, f"{ce_type} for {ref_id}")
         return found[0]
 
 
@@ -209,7 +198,7 @@ async def test_example_plugin_reports_its_schema(
             if msg.headers and msg.headers["ce-type"] == COMPLETED
         ]
 
-    [stored] = await eventually(completed, "the report on the events stream")
+    [stored] = await until(completed, "the report on the events stream")
     assert stored.headers is not None
     assert stored.headers["Nats-Msg-Id"] == f"{command.ref_id}:4.1:completed"
     assert stored.headers["ce-source"] == "/noetl/plugin/example-plugin-1.0"
@@ -400,7 +389,7 @@ async def test_runs_beyond_the_concurrency_wait_their_turn(
         lines = turns.read_text().splitlines()
         return lines if len(lines) == 4 else []
 
-    assert await eventually(both_ended, "both runs to end") == [
+    assert await until(both_ended, "both runs to end") == [
         "start slow-a",
         "end slow-a",
         "start slow-b",

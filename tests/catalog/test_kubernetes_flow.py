@@ -14,17 +14,18 @@ The stack is started once for the module; each test has its own refId.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import sys
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import nats
 import pytest
+import support
 from aiohttp import web
 from kubestub import KubeStub
 from nats.aio.client import Client
@@ -91,18 +92,7 @@ class Stack:
         )
 
 
-async def until(check: Callable[[], Any], what: str) -> Any:
-    """Poll ``check`` (sync or async) until it returns something truthy."""
-    deadline = time.monotonic() + WAIT
-    while True:
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        await asyncio.sleep(0.1)
+until = functools.partial(support.until, within=WAIT)
 
 
 @pytest.fixture(scope="module")

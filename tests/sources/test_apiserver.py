@@ -7,10 +7,10 @@ Nothing is timed: each test waits for a condition with a generous deadline.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import signal
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import support
 from aiohttp import web
 from kubestub import KubeStub
 from support import serving
@@ -113,15 +114,7 @@ async def start(kube: KubeStub, sink: Sink, tmp_path: Path) -> AsyncIterator[Sta
             print(f"--- {proc.command}", *proc.lines, sep="\n")
 
 
-async def until(check: Callable[[], Any], what: str) -> Any:
-    deadline = time.monotonic() + WAIT
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        await asyncio.sleep(0.05)
+until = functools.partial(support.until, within=WAIT)
 
 
 def registration_job(plugin: str = "example-plugin-1.0") -> dict[str, Any]:

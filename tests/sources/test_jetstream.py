@@ -7,19 +7,20 @@ Nothing is timed: each test waits for a condition with a generous deadline.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import signal
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import nats.errors
 import pytest
+import support
 from aiohttp import web
 from cloudevents.http import CloudEvent
 from nats.js import JetStreamContext
@@ -145,18 +146,7 @@ async def start_source(sink: HttpSink) -> AsyncIterator[Start]:
             print(f"--- {proc.command}", *proc.lines, sep="\n")
 
 
-async def until(check: Callable[[], Any], what: str, within: float = WAIT) -> Any:
-    """Poll ``check`` (sync or async) until it returns something truthy."""
-    deadline = time.monotonic() + within
-    while True:
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        await asyncio.sleep(0.05)
+until = functools.partial(support.until, within=WAIT)
 
 
 async def publish(
