@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -36,13 +37,21 @@ REQUIRED = ("id", "source", "type")
 _SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in '"%')
 
 
+# A value of only these characters is the same encoded: most are.
+_PLAIN = re.compile(r"[!#$&-~]*")
+
+
 def encode_value(value: str) -> str:
     """Percent-encode a header value as the binding requires."""
+    if _PLAIN.fullmatch(value):
+        return value
     return quote(value, safe=_SAFE)
 
 
 def decode_value(value: str) -> str:
     """Undo :func:`encode_value`; invalid UTF-8 is an error, not a guess."""
+    if "%" not in value:
+        return value
     try:
         return unquote(value, errors="strict")
     except UnicodeDecodeError:
@@ -69,11 +78,11 @@ def from_binary(headers: dict[str, str], payload: bytes) -> CloudEvent:
     for name, value in headers.items():
         if name.lower().startswith(PREFIX):
             attributes[name[len(PREFIX) :].lower()] = decode_value(value)
-    content_type = _header(headers, CONTENT_TYPE)
+    content_type = header(headers, CONTENT_TYPE)
     if content_type:
         attributes["datacontenttype"] = content_type
     _require(attributes)
-    return _event(attributes, _decode_data(payload, content_type))
+    return _event(attributes, decode_data(payload, content_type))
 
 
 def to_structured(event: CloudEvent) -> tuple[dict[str, str], bytes]:
@@ -90,7 +99,7 @@ def to_structured(event: CloudEvent) -> tuple[dict[str, str], bytes]:
 
 def from_structured(headers: dict[str, str], payload: bytes) -> CloudEvent:
     """The event a structured-mode message carries."""
-    body = _json_object(payload, "structured CloudEvent")
+    body = json_object(payload, "structured CloudEvent")
     data: Any = body.pop("data", None)
     if "data_base64" in body:
         try:
@@ -102,7 +111,7 @@ def from_structured(headers: dict[str, str], payload: bytes) -> CloudEvent:
 
 
 def is_structured(headers: dict[str, str]) -> bool:
-    content_type = _header(headers, CONTENT_TYPE) or ""
+    content_type = header(headers, CONTENT_TYPE) or ""
     return content_type.split(";")[0].strip().startswith("application/cloudevents")
 
 
@@ -131,16 +140,29 @@ def from_message(
     if is_binary(headers):
         return from_binary(headers, payload)
 
-    data = _json_object(payload, "message")
-    attributes = {
+    data = json_object(payload, "message")
+    attributes = derived(
+        headers, data, stream=stream, subject=subject, sequence=sequence
+    )
+    return _event({**attributes, "datacontenttype": JSON}, data)
+
+
+def derived(
+    headers: dict[str, str],
+    data: dict[str, Any],
+    *,
+    stream: str,
+    subject: str,
+    sequence: int,
+) -> dict[str, str]:
+    """The attributes of a plain JSON message, from where it was stored."""
+    return {
         "specversion": "1.0",
-        "id": _header(headers, MSG_ID) or f"{stream}:{sequence}",
+        "id": header(headers, MSG_ID) or f"{stream}:{sequence}",
         "source": f"nats://{stream}/{subject}",
         "type": type_of(data) or f"io.noetl.message.{subject}",
         "subject": subject,
-        "datacontenttype": JSON,
     }
-    return _event(attributes, data)
 
 
 def type_of(data: dict[str, Any]) -> str | None:
@@ -160,7 +182,7 @@ def _event(attributes: dict[str, Any], data: Any) -> CloudEvent:
         raise InvalidCloudEvent(f"not a CloudEvent: {exc}") from None
 
 
-def _header(headers: dict[str, str], name: str) -> str | None:
+def header(headers: dict[str, str], name: str) -> str | None:
     wanted = name.lower()
     for key, value in headers.items():
         if key.lower() == wanted:
@@ -177,7 +199,7 @@ def _require(attributes: dict[str, Any]) -> None:
     attributes.setdefault("specversion", "1.0")
 
 
-def _is_json(content_type: str | None) -> bool:
+def is_json(content_type: str | None) -> bool:
     if not content_type:
         return True
     media = content_type.split(";")[0].strip().lower()
@@ -189,15 +211,15 @@ def _encode_data(data: Any, content_type: str) -> bytes:
         return b""
     if isinstance(data, bytes | bytearray):
         return bytes(data)
-    if isinstance(data, str) and not _is_json(content_type):
+    if isinstance(data, str) and not is_json(content_type):
         return data.encode()
     return json.dumps(data, separators=(",", ":")).encode()
 
 
-def _decode_data(payload: bytes, content_type: str | None) -> Any:
+def decode_data(payload: bytes, content_type: str | None) -> Any:
     if not payload:
         return None
-    if not _is_json(content_type):
+    if not is_json(content_type):
         return payload
     try:
         return json.loads(payload)
@@ -205,7 +227,7 @@ def _decode_data(payload: bytes, content_type: str | None) -> Any:
         raise InvalidCloudEvent(f"data is not JSON: {exc}") from None
 
 
-def _json_object(payload: bytes, what: str) -> dict[str, Any]:
+def json_object(payload: bytes, what: str) -> dict[str, Any]:
     try:
         value = json.loads(payload)
     except (ValueError, UnicodeDecodeError) as exc:

@@ -1,9 +1,10 @@
 """The pull loop: fetch from the durable consumer, POST each message, settle it.
 
 At most ``max_inflight`` messages are held at once: a pull asks for no more
-than there is room for. Each message becomes a CloudEvent, is POSTed to the
-sink while JetStream is told it is in progress, and is then acked, nak'd
-with a delay, or dead-lettered and acked, by :mod:`delivery`'s rules.
+than there is room for. Each message becomes a CloudEvent's HTTP request
+(:mod:`convert`), is POSTed to the sink while JetStream is told it is in
+progress, and is then acked, nak'd with a delay, or dead-lettered and acked,
+by :mod:`delivery`'s rules.
 """
 
 from __future__ import annotations
@@ -12,18 +13,17 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import nats.errors
-from cloudevents.http import CloudEvent
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
-from noetl import binding, logs
+from noetl import logs
 from noetl.errors import InvalidCloudEvent, NoetlError
 from sources.jetstream import consumer, deadletter, delivery
 from sources.jetstream.config import Config
+from sources.jetstream.convert import Converter
 from sources.jetstream.delivery import Action, Verdict
 from sources.jetstream.sink import Sink
 
@@ -51,6 +51,7 @@ class Source:
         self.js = js
         self.sink = sink
         self.stop = stop
+        self._convert = Converter(config.extensions)
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
@@ -167,12 +168,12 @@ class Source:
     async def _deliver(self, msg: Msg) -> None:
         """POST one message and settle it; never raises."""
         original = _original(msg)
-        with logs.bound(seq=original.sequence, subject=original.subject):
-            try:
-                await self._deliver_one(msg, original)
-            except Exception:
-                # A fault of the source's own: the message is redelivered
-                # after its ack wait, and the other deliveries go on.
+        try:
+            await self._deliver_one(msg, original)
+        except Exception:
+            # A fault of the source's own: the message is redelivered after
+            # its ack wait, and the other deliveries go on.
+            with logs.bound(seq=original.sequence, subject=original.subject):
                 log.exception("delivery failed")
 
     async def _deliver_one(self, msg: Msg, original: deadletter.Original) -> None:
@@ -182,33 +183,23 @@ class Source:
                 await msg.nak()
             return
 
+        where = {"seq": original.sequence, "subject": original.subject}
         try:
-            event = self._event(original)
+            request = self._convert(original)
         except InvalidCloudEvent as exc:
-            await self._settle(msg, original, delivery.unconvertible(str(exc)))
+            with logs.bound(**where):
+                await self._settle(msg, original, delivery.unconvertible(str(exc)))
             return
 
-        with logs.bound(refId=_ref_id(event), ceId=event["id"]):
+        with logs.bound(**where, refId=request.ref_id, ceId=request.id):
             started = time.perf_counter()
-            with _in_progress(msg, self.config.ack_wait / 3):
-                attempt = await self.sink.post(event)
+            with _InProgress(msg, self.config.ack_wait / 3):
+                attempt = await self.sink.post(request)
                 verdict = delivery.judge(
                     attempt, msg.metadata.num_delivered, self.config.policy
                 )
                 ms = round((time.perf_counter() - started) * 1000, 1)
                 await self._settle(msg, original, verdict, ms=ms)
-
-    def _event(self, original: deadletter.Original) -> CloudEvent:
-        event = binding.from_message(
-            original.headers,
-            original.data,
-            stream=original.stream,
-            subject=original.subject,
-            sequence=original.sequence,
-        )
-        for name, value in self.config.extensions.items():
-            event[name] = value
-        return event
 
     async def _settle(
         self,
@@ -281,40 +272,37 @@ def _original(msg: Msg) -> deadletter.Original:
     )
 
 
-def _ref_id(event: CloudEvent) -> str | None:
-    data = event.get_data()
-    ref_id = data.get("refId") if isinstance(data, dict) else None
-    return ref_id if isinstance(ref_id, str) else None
-
-
-@contextlib.contextmanager
-def _in_progress(msg: Msg, every: float) -> Iterator[None]:
+class _InProgress:
     """Tell JetStream every ``every`` seconds that ``msg`` is being worked on.
 
     A timer rather than a task: most deliveries end long before the first
     beat, and a timer costs a third of a task to start and cancel.
     """
-    loop = asyncio.get_running_loop()
-    beats: set[asyncio.Task[None]] = set()
-    timer: asyncio.TimerHandle
 
-    async def tell() -> None:
+    __slots__ = ("beats", "every", "loop", "msg", "timer")
+
+    def __init__(self, msg: Msg, every: float) -> None:
+        self.msg = msg
+        self.every = every
+        self.beats: set[asyncio.Task[None]] = set()
+
+    def __enter__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.timer = self.loop.call_later(self.every, self._beat)
+
+    def __exit__(self, *exc: object) -> None:
+        self.timer.cancel()
+        for task in self.beats:
+            task.cancel()
+
+    def _beat(self) -> None:
+        task = self.loop.create_task(self._tell())
+        self.beats.add(task)
+        task.add_done_callback(self.beats.discard)
+        self.timer = self.loop.call_later(self.every, self._beat)
+
+    async def _tell(self) -> None:
         try:
-            await msg.in_progress()
+            await self.msg.in_progress()
         except _NATS_AWAY as exc:
             log.debug("in-progress ack failed: %r", exc)
-
-    def beat() -> None:
-        nonlocal timer
-        task = loop.create_task(tell())
-        beats.add(task)
-        task.add_done_callback(beats.discard)
-        timer = loop.call_later(every, beat)
-
-    timer = loop.call_later(every, beat)
-    try:
-        yield
-    finally:
-        timer.cancel()
-        for task in beats:
-            task.cancel()

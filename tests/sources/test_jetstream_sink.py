@@ -1,52 +1,24 @@
-"""The POST to the sink: binary-mode headers, and every outcome as an Attempt."""
+"""The POST to the sink: every outcome as an Attempt."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from aiohttp import web
-from cloudevents.http import CloudEvent
 
-from noetl import binding, localrun
-from sources.jetstream.sink import Sink, request_for
+from noetl import localrun
+from sources.jetstream.convert import Request
+from sources.jetstream.sink import Sink
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def _event(**attributes: str) -> CloudEvent:
-    return CloudEvent(
-        {
-            "id": "r1:1.2",
-            "source": "/noetl/api",
-            "type": "io.noetl.event.Thing",
-            "datacontenttype": "application/json",
-            **attributes,
-        },
-        {"refId": "r1", "name": "naïve"},
+def _request() -> Request:
+    return Request(
+        {"ce-id": "r1:1.2", "Content-Type": "application/json"}, b"{}", "r1:1.2", "r1"
     )
-
-
-def test_request_is_binary_mode() -> None:
-    headers, body = request_for(_event(comment='100% "sure" ünïcode'))
-    assert headers["ce-id"] == "r1:1.2"
-    assert headers["ce-specversion"] == "1.0"
-    assert headers["ce-comment"] == "100%25%20%22sure%22%20%C3%BCn%C3%AFcode"
-    assert headers["Content-Type"] == "application/json"
-    assert binding.MSG_ID not in headers
-    assert json.loads(body) == {"refId": "r1", "name": "naïve"}
-
-
-def test_content_type_follows_datacontenttype() -> None:
-    event = CloudEvent(
-        {"id": "1", "source": "/s", "type": "t", "datacontenttype": "text/plain"},
-        b"plain words",
-    )
-    headers, body = request_for(event)
-    assert headers["Content-Type"] == "text/plain"
-    assert body == b"plain words"
 
 
 @pytest.fixture
@@ -80,7 +52,7 @@ async def test_answer_with_retry_after_and_detail(
         )
 
     async with Sink(await serve(busy), timeout=5, connections=2) as sink:
-        attempt = await sink.post(_event())
+        attempt = await sink.post(_request())
     assert (attempt.status, attempt.error, attempt.retry_after) == (
         503,
         "warming up",
@@ -95,7 +67,7 @@ async def test_success_has_no_detail(
         return web.Response(status=202, text="queued")
 
     async with Sink(await serve(ok), timeout=5, connections=2) as sink:
-        attempt = await sink.post(_event())
+        attempt = await sink.post(_request())
     assert attempt.ok and attempt.error is None
 
 
@@ -115,7 +87,7 @@ async def test_a_body_written_after_the_headers_keeps_the_connection(
 
     async with Sink(await serve(late_body), timeout=5, connections=1) as sink:
         for _ in range(5):
-            assert (await sink.post(_event())).ok
+            assert (await sink.post(_request())).ok
     assert len(peers) == 1
 
 
@@ -129,7 +101,7 @@ async def test_timeout_is_an_attempt_without_status(
         return web.Response()
 
     async with Sink(await serve(slow), timeout=0.2, connections=2) as sink:
-        attempt = await sink.post(_event())
+        attempt = await sink.post(_request())
     release.set()
     assert attempt.status is None
     assert attempt.error == "no answer from the sink within 0.2s"
@@ -138,6 +110,6 @@ async def test_timeout_is_an_attempt_without_status(
 async def test_refused_connection_is_an_attempt_without_status() -> None:
     url = f"http://127.0.0.1:{localrun.free_port()}/"
     async with Sink(url, timeout=5, connections=2) as sink:
-        attempt = await sink.post(_event())
+        attempt = await sink.post(_request())
     assert attempt.status is None
     assert attempt.error is not None and "failed" in attempt.error
