@@ -1,6 +1,7 @@
 """The limit of the source hop: the same I/O with nothing else in between.
 
-``python -m bench.loop`` pulls from a durable consumer, POSTs each message to
+``python -m bench.loop`` pulls from a durable consumer as the source pulls (a
+batch once a quarter of its slots are free), POSTs each message to
 a sink with aiohttp (one session, as the source's sink keeps), publishes the
 message onward, awaiting JetStream's ack, and acks, with at most
 ``BENCH_CONCURRENCY`` messages in flight. No CloudEvent is built, nothing is
@@ -24,7 +25,6 @@ import sys
 
 import aiohttp
 import nats
-import nats.errors
 import uvloop
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -41,22 +41,31 @@ class Loop:
         self.limit = int(os.environ["BENCH_CONCURRENCY"])
         self.forward = os.environ.get("BENCH_FORWARD") == "1"
         self.tasks: set[asyncio.Task[None]] = set()
+        # Pulled as the source pulls: once a quarter of the slots are free.
+        self.batch = max(1, self.limit // 4)
+        self.room = asyncio.Event()
 
     async def run(
         self, pull: JetStreamContext.PullSubscription, stop: asyncio.Event
     ) -> None:
         while not stop.is_set():
-            if len(self.tasks) >= self.limit:
-                await asyncio.wait(self.tasks, return_when=asyncio.FIRST_COMPLETED)
+            if self.limit - len(self.tasks) < self.batch:
+                self.room.clear()
+                await self.room.wait()
                 continue
             try:
                 messages = await pull.fetch(self.limit - len(self.tasks), PULL_WAIT)
-            except nats.errors.TimeoutError:
+            except TimeoutError:  # nats-py's and asyncio's are both this
                 continue
             for msg in messages:
                 task = asyncio.create_task(self.handle(msg))
                 self.tasks.add(task)
-                task.add_done_callback(self.tasks.discard)
+                task.add_done_callback(self.done)
+
+    def done(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        if self.limit - len(self.tasks) >= self.batch:
+            self.room.set()
 
     async def handle(self, msg: Msg) -> None:
         headers = {"Content-Type": "application/json"}
