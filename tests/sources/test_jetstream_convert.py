@@ -59,7 +59,7 @@ def _read(converter: Converter, original: Original) -> CloudEvent:
 def _same(one: CloudEvent, other: CloudEvent) -> None:
     attributes = dict(one.get_attributes())
     others = dict(other.get_attributes())
-    # Stamped when converted when the message had no time of its own.
+    # The SDK stamps an event that has no time with the time it reads it.
     assert datetime.fromisoformat(attributes.pop("time"))
     assert datetime.fromisoformat(others.pop("time"))
     assert attributes == others
@@ -127,6 +127,7 @@ def test_plain_json_gets_the_derived_attributes() -> None:
     original = _stored({"Nats-Msg-Id": "r2:4.1:completed"}, data.encode())
     request = Converter({})(original)
     assert (request.id, request.ref_id) == ("r2:4.1:completed", "r2")
+    assert "ce-time" not in request.headers
     read = _read(Converter({}), original)
     assert read["type"] == "io.noetl.event.pluginSchemaRegistrationCompleted"
     assert read["source"] == "nats://noetl/noetl.events.x"
