@@ -81,7 +81,7 @@ def from_binary(headers: dict[str, str], payload: bytes) -> CloudEvent:
     content_type = header(headers, CONTENT_TYPE)
     if content_type:
         attributes["datacontenttype"] = content_type
-    _require(attributes)
+    require(attributes)
     return _event(attributes, decode_data(payload, content_type))
 
 
@@ -106,7 +106,7 @@ def from_structured(headers: dict[str, str], payload: bytes) -> CloudEvent:
             data = base64.b64decode(body.pop("data_base64"), validate=True)
         except (binascii.Error, TypeError, ValueError):
             raise InvalidCloudEvent("data_base64 is not valid base64") from None
-    _require(body)
+    require(body)
     return _event(body, data)
 
 
@@ -190,7 +190,8 @@ def header(headers: dict[str, str], name: str) -> str | None:
     return None
 
 
-def _require(attributes: dict[str, Any]) -> None:
+def require(attributes: dict[str, Any]) -> None:
+    """Refuse attributes without an id, a source or a type."""
     missing = [name for name in REQUIRED if not attributes.get(name)]
     if missing:
         raise InvalidCloudEvent(

@@ -27,7 +27,6 @@ from typing import Any
 from cloudevents.http import CloudEvent
 
 from noetl import binding
-from noetl.errors import InvalidCloudEvent
 from sources.jetstream.deadletter import Original
 
 _SPECVERSION = binding.PREFIX + "specversion"
@@ -80,13 +79,9 @@ class Converter:
                 content_type = value
         if headers[_SPECVERSION] != "1.0":
             return self._through_sdk(original)
-        missing = [
-            name for name in binding.REQUIRED if not headers.get(binding.PREFIX + name)
-        ]
-        if missing:
-            raise InvalidCloudEvent(
-                f"CloudEvent lacks required attribute(s): {', '.join(missing)}"
-            )
+        binding.require(
+            {name: headers.get(binding.PREFIX + name) for name in binding.REQUIRED}
+        )
         # Parsed to check it, as the SDK would, and for its refId.
         data = binding.decode_data(original.data, content_type)
         headers.update(self._extension_headers)
