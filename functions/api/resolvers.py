@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 from graphql import GraphQLError, GraphQLResolveInfo
-from nats.js.errors import NoKeysError
 
 from functions.api import backend, registration
-from noetl import connection, logs, records, topology, validation
+from noetl import buckets, connection, logs, records, topology, validation
 from noetl.errors import InvalidInput, NoetlError, RegistrationNotFound, Unavailable
 
 log = logging.getLogger(__name__)
@@ -138,11 +137,9 @@ async def resolve_plugins(
 ) -> list[dict[str, Any]]:
     """Every plugin, by name; one whose registration has no record is left out."""
     with backend.answering("read the plugins"):
+        js = await connection.jetstream()
+        names = sorted(await buckets.keys(js, topology.PLUGINS))
         kv = await connection.bucket(topology.PLUGINS)
-        try:
-            names = sorted(await kv.keys())
-        except NoKeysError:
-            return []
         entries = await asyncio.gather(*(records.get_plugin(kv, n) for n in names))
         found = await asyncio.gather(*(_latest(e) for e in entries if e is not None))
     return [plugin for plugin in found if plugin is not None]

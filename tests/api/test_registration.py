@@ -12,7 +12,7 @@ import pytest
 from nats.js import JetStreamContext
 
 from functions.api import registration
-from noetl import localrun, records, topology
+from noetl import buckets, localrun, records, topology
 
 Gql = Callable[..., Awaitable[httpx.Response]]
 
@@ -195,7 +195,7 @@ async def test_failed_publish_is_an_error_and_ends_the_record(
     assert record is not None and record.state == records.FAILED
     assert record.error is not None
     assert record.error.startswith("the registration request could not be published")
-    assert await kv.keys() == [record.ref_id]
+    assert await buckets.keys(js, topology.REGISTRATIONS) == [record.ref_id]
 
 
 async def test_nats_away_is_an_error_and_nothing_is_recorded(

@@ -19,7 +19,7 @@ from nats.js.api import RawStreamMsg
 from nats.js.kv import KeyValue
 from support import until
 
-from noetl import records, topology
+from noetl import buckets, records, topology
 from noetl.models import (
     RegisterPluginImage,
     SchemaRegistrationCompleted,
@@ -324,7 +324,7 @@ async def test_a_redelivered_command_stores_once_and_runs_once(
 
     await watch.wait(command.ref_id, FAILED)  # no report: after the grace
     assert runs.read_text().splitlines() == [command.ref_id]
-    assert len(await (await catalog.plugins()).history("counted")) == 1
+    assert len(await buckets.history(catalog.js, topology.PLUGINS, "counted")) == 1
     states = [h["state"] for h in (await catalog.record(command.ref_id)).history]
     assert states == ["received", "registering"]
 

@@ -13,7 +13,7 @@ import support
 from nats.js import JetStreamContext
 from support import eventually, messages
 
-from noetl import records, topology
+from noetl import buckets, records, topology
 from noetl.dev.receiver import Callback, Receiver
 from noetl.dev.stack import Stack
 
@@ -125,8 +125,7 @@ async def test_registering_a_name_again_replaces_its_image(
         return all(r is not None and r.final for r in got)
 
     await eventually(both_final, within=90)
-    plugins = await stack_js.key_value(topology.PLUGINS)
-    history = await plugins.history(name)
+    history = await buckets.history(stack_js, topology.PLUGINS, name)
     assert len(history) == 2
     query = "query ($n: String!) { plugin(name: $n) { imageUrl refId state } }"
     plugin = (await gql(stack, query, n=name))["data"]["plugin"]
