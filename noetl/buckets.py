@@ -85,7 +85,7 @@ async def _replay(
     config = api.ConsumerConfig(
         deliver_policy=policy,
         ack_policy=api.AckPolicy.NONE,
-        headers_only=headers_only or None,
+        headers_only=headers_only,
         inactive_threshold=IDLE,
         mem_storage=True,
         num_replicas=1,
