@@ -18,6 +18,8 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 from nats.js.kv import KV_DEL, KV_MARKER_REASON, KV_OP, KV_PURGE
 
+from noetl import topology
+
 log = logging.getLogger(__name__)
 
 #: Messages asked for in one pull.
@@ -46,7 +48,7 @@ async def keys(js: JetStreamContext, bucket: str) -> list[str]:
     messages = await _replay(
         js, bucket, ">", api.DeliverPolicy.LAST_PER_SUBJECT, headers_only=True
     )
-    prefix = _prefix(bucket)
+    prefix = topology.bucket_subject(bucket, "")
     found: dict[str, None] = {}
     for msg in messages:
         key = msg.subject[len(prefix) :]
@@ -81,7 +83,7 @@ async def _replay(
     headers_only: bool = False,
 ) -> list[Msg]:
     """The messages of ``key`` (a key or a wildcard) that a consumer made now sees."""
-    stream = f"KV_{bucket}"
+    stream = topology.bucket_stream(bucket)
     config = api.ConsumerConfig(
         deliver_policy=policy,
         ack_policy=api.AckPolicy.NONE,
@@ -90,7 +92,8 @@ async def _replay(
         mem_storage=True,
         num_replicas=1,
     )
-    sub = await js.pull_subscribe(_prefix(bucket) + key, stream=stream, config=config)
+    subject = topology.bucket_subject(bucket, key)
+    sub = await js.pull_subscribe(subject, stream=stream, config=config)
     name = ""
     try:
         info = await sub.consumer_info()
@@ -114,10 +117,6 @@ async def _replay(
                 await js.delete_consumer(stream, name)
             except Exception as exc:  # it goes by itself once idle
                 log.debug("could not delete replay consumer %s: %s", name, exc)
-
-
-def _prefix(bucket: str) -> str:
-    return f"$KV.{bucket}."
 
 
 def _removed(msg: Msg) -> bool:

@@ -68,6 +68,16 @@ BUCKETS = (
 )
 
 
+def bucket_stream(bucket: str) -> str:
+    """The stream JetStream keeps a key-value bucket in."""
+    return f"KV_{bucket}"
+
+
+def bucket_subject(bucket: str, key: str = ">") -> str:
+    """The subject a bucket stores ``key`` under; every key's by default."""
+    return f"$KV.{bucket}.{key}"
+
+
 def stream_of(subject: str) -> str:
     """The stream a subject is stored in."""
     for spec in STREAMS:

@@ -30,15 +30,15 @@ from noetl.cli.client import Api
 from noetl.cli.errors import CliError, NatsUnreachable, WaitTimedOut
 from noetl.models import SchemaRegistrationCompleted, SchemaRegistrationFailed
 
-REGISTRATIONS_STREAM = f"KV_{topology.REGISTRATIONS}"
-PLUGINS_STREAM = f"KV_{topology.PLUGINS}"
+REGISTRATIONS_STREAM = topology.bucket_stream(topology.REGISTRATIONS)
+PLUGINS_STREAM = topology.bucket_stream(topology.PLUGINS)
 WATCHED = (
     (topology.EVENTS, topology.SUBJECT_API),
     (topology.COMMANDS, topology.SUBJECT_REGISTER),
     (topology.EVENTS, topology.SUBJECT_SCHEMA),
     (topology.COMMANDS, topology.SUBJECT_NOTIFY),
-    (REGISTRATIONS_STREAM, f"$KV.{topology.REGISTRATIONS}.>"),
-    (PLUGINS_STREAM, f"$KV.{topology.PLUGINS}.>"),
+    (REGISTRATIONS_STREAM, topology.bucket_subject(topology.REGISTRATIONS)),
+    (PLUGINS_STREAM, topology.bucket_subject(topology.PLUGINS)),
 )
 #: How long to wait, once the outcome is reported, for the notifier to note
 #: the callback in the record: a delivery takes a round trip, "nobody to
@@ -162,7 +162,7 @@ class Tracker:
         return []
 
     def _record(self, seen: Seen) -> list[Step]:
-        if seen.subject != f"$KV.{topology.REGISTRATIONS}.{self.ref_id}":
+        if seen.subject != topology.bucket_subject(topology.REGISTRATIONS, self.ref_id):
             return []
         record = _kv_value(seen)
         if record is None:
@@ -196,7 +196,7 @@ class Tracker:
         if plugin is None or plugin.get("refId") != self.ref_id:
             return []
         # Plugin names may hold dots: the key is all that follows the prefix.
-        name = seen.subject.removeprefix(f"$KV.{topology.PLUGINS}.")
+        name = seen.subject.removeprefix(topology.bucket_subject(topology.PLUGINS, ""))
         detail = f"{topology.PLUGINS} {name}: {plugin.get('imageUrl')}"
         fields = {"pluginName": name, "imageUrl": plugin.get("imageUrl")}
         return [Step("3.2", "plugin stored", detail, seen.time, fields)]
